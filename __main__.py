@@ -1,0 +1,15 @@
+"""Pulumi entry point: load the typed stack config, compose the platform, export outputs."""
+
+import pulumi
+
+from stacks.loader import ConfigError, load_platform_config
+from stacks.platform import build_platform
+
+try:
+    config = load_platform_config()
+except ConfigError as error:
+    # RunError is shown as one message, without a Python traceback, and nothing is registered.
+    raise pulumi.RunError(str(error)) from None
+
+for output_name, value in build_platform(config).items():
+    pulumi.export(output_name, value)

@@ -1,0 +1,1 @@
+"""Reusable ComponentResources, one capability per module (no stack logic here)."""

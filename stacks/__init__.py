@@ -1,0 +1,1 @@
+"""Stack configuration models and the composition that wires the platform's components."""

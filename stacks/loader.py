@@ -1,0 +1,132 @@
+"""Loading and validating a stack's configuration, with one readable error for bad input.
+
+`load_platform_config()` reads the `api-platform:platform` object through Pulumi's config (what
+`pulumi up` does); `load_stack_file()` reads a `Pulumi.<stack>.yaml` directly (what editors,
+reviewers and tests do, with no Pulumi engine). Both raise `ConfigError`, whose message names
+the stack file, the key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stacks.config import PlatformConfig
+
+PROJECT = "api-platform"
+PLATFORM_KEY = "platform"
+FULL_KEY = f"{PROJECT}:{PLATFORM_KEY}"
+
+
+class ConfigError(Exception):
+    """A stack configuration that cannot be deployed; the message is meant for the user."""
+
+
+def stack_file_name(stack: str) -> str:
+    return f"Pulumi.{stack}.yaml"
+
+
+def _field_model(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model class found by following `loc` (YAML keys and list indexes) from `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        by_alias = {f.alias or n: f for n, f in current.model_fields.items()}
+        field = by_alias.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside `X`, `X | None` or `list[X]`, if there is one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_path(loc: Sequence[int | str]) -> str:
+    path = FULL_KEY
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        parent = _field_model(PlatformConfig, loc[:-1])
+        allowed = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else []
+        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if loc and kind not in {"value_error", "assertion_error"} and "input" in error:
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    errors = exc.errors()
+    lines = [f"{source}: invalid stack configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
+    for error in errors:
+        lines.append(f"  - {_format_path(error['loc'])}: {_describe(error)}")
+    return "\n".join(lines)
+
+
+def validate_platform(raw: object, source: str) -> PlatformConfig:
+    """Validate the raw `api-platform:platform` value read from `source`."""
+    if raw is None:
+        raise ConfigError(f"{source}: required key {FULL_KEY} is missing (see docs/configuration.md)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {FULL_KEY} must be an object, got {type(raw).__name__}")
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_platform_config() -> PlatformConfig:
+    """Read and validate the running stack's configuration through Pulumi."""
+    source = stack_file_name(pulumi.get_stack())
+    text = pulumi.Config(PROJECT).get(PLATFORM_KEY)
+    if text is None:
+        return validate_platform(None, source)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: {FULL_KEY} is not a valid object: {exc}") from None
+    return validate_platform(raw, source)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, keys as written (e.g. `api-platform:platform`)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path.name}: stack file not found at {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from None
+    config = (document or {}).get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path.name}: 'config' must be a mapping")
+    return config
+
+
+def load_stack_file(path: Path) -> PlatformConfig:
+    """Validate a `Pulumi.<stack>.yaml` without the Pulumi engine."""
+    return validate_platform(read_stack_file(path).get(FULL_KEY), path.name)

@@ -1,0 +1,233 @@
+"""Run the real program (`__main__.py`) for a stack under Pulumi mocks and record everything.
+
+Each run gets a fresh event loop and a fresh context (Pulumi keeps its root resource and
+config in context variables), `preview=False` so every value is known, and a monitor that
+records each registered resource's type, name, inputs (wire names, as the engine and the
+policy pack see them), parent, dependencies and options. Tests assert on the recording after
+the run has finished, so no assertion can hide in a callback that never runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import json
+import runpy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+from stacks.loader import FULL_KEY, PROJECT
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = rpc._special_sig_key  # the wire marker of a secret value
+SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    parent: str
+    dependencies: list[str]
+    provider: str
+    custom: bool
+    secret_paths: list[str]
+    additional_secret_outputs: list[str]
+    ignore_changes: list[str]
+    delete_before_replace: bool
+
+    @property
+    def kind(self) -> str:
+        return str(self.inputs.get("kind", ""))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.inputs.get("metadata") or {})
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.metadata.get("labels") or {})
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.metadata.get("annotations") or {})
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.inputs.get("spec") or {})
+
+
+@dataclass
+class Recording:
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+
+    def of_type(self, typ: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def named(self, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
+        return matches[0]
+
+    def one(self, typ: str, name: str | None = None) -> RecordedResource:
+        matches = [r for r in self.of_type(typ) if name is None or r.name == name]
+        assert len(matches) == 1, f"expected one {typ} {name or ''}, found {[r.name for r in matches]}"
+        return matches[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def kubernetes_objects(self) -> list[RecordedResource]:
+        """Every custom resource of the Kubernetes provider except the provider itself."""
+        return [r for r in self.resources if r.custom and r.type.startswith("kubernetes:") and r.kind]
+
+
+def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            yield path
+            return
+        for key, item in value.items():
+            yield from _secret_paths(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secret_paths(item, f"{path}[{index}]")
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Echo inputs as outputs, as `pulumi up` does for objects the provider accepts as given."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks, recording: Recording):
+        super().__init__(mocks)
+        self.recording = recording
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            raw = json_format.MessageToDict(request.object)
+            self.recording.resources.append(
+                RecordedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    inputs=rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    provider=request.provider,
+                    custom=bool(request.custom),
+                    secret_paths=list(_secret_paths(raw)),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    ignore_changes=list(request.ignoreChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                )
+            )
+        return response
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` mapping of `Pulumi.<stack>.yaml`, as committed."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return dict(document.get("config") or {})
+
+
+def platform_object(stack: str) -> dict[str, Any]:
+    """A deep copy of the stack's `api-platform:platform` object, for tests to mutate."""
+    return copy.deepcopy(stack_config(stack)[FULL_KEY])
+
+
+def run_program(
+    stack: str,
+    platform: dict[str, Any] | None = None,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    secrets: dict[str, str] | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> Recording:
+    """Run `__main__.py` for `stack` under recording mocks.
+
+    `platform` replaces the committed platform object; `mutate` edits a copy of it in place.
+    Secure keys of the stack file get `secrets[key]` or a fixed test value. A failure of the
+    program is kept in `Recording.error` together with whatever was registered before it.
+    """
+    config = stack_config(stack)
+    config.update(extra_config or {})
+    if platform is not None:
+        config[FULL_KEY] = platform
+    if mutate is not None:
+        config[FULL_KEY] = copy.deepcopy(config[FULL_KEY])
+        mutate(config[FULL_KEY])
+    secrets = dict(secrets or {})
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = secrets.pop(key, f"test-value-of-{key}")
+            secret_keys.append(key)
+        else:
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    for key, value in secrets.items():
+        values[key] = value
+        secret_keys.append(key)
+    recording = Recording()
+    contextvars.Context().run(_run, stack, values, secret_keys, recording)
+    return recording
+
+
+def _run(stack: str, config: dict[str, str], secret_keys: list[str], recording: Recording) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = RecordingMocks()
+    try:
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks, recording)
+        )
+        pulumi.runtime.set_all_config(config, secret_keys)
+        exports: dict[str, Any] = {}
+        original_export = pulumi.export
+
+        async def resolve_exports() -> None:
+            for name, value in exports.items():
+                output = pulumi.Output.from_input(value)
+                recording.outputs[name] = await output.future()
+                if await output.is_secret():
+                    recording.secret_outputs.add(name)
+
+        def program() -> Any:
+            pulumi.export = exports.__setitem__  # type: ignore[assignment]
+            try:
+                runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            finally:
+                pulumi.export = original_export
+            return asyncio.ensure_future(resolve_exports())
+
+        try:
+            pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+        except Exception as error:  # the test decides what a failure means
+            recording.error = error
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

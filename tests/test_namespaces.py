@@ -1,0 +1,34 @@
+"""PlatformNamespaces: one Namespace per configured role, Pod Security and mesh labels."""
+
+from __future__ import annotations
+
+from tests.harness import Recording
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+
+
+def test_each_configured_namespace_exists_once(recordings: dict[str, Recording]) -> None:
+    assert sorted(r.metadata["name"] for r in recordings["dev"].of_type(NAMESPACE)) == [
+        "ai-services",
+        "databases",
+        "kong",
+    ]
+    assert sorted(r.metadata["name"] for r in recordings["prod"].of_type(NAMESPACE)) == [
+        "ai-batch",
+        "ai-services",
+        "databases",
+        "kong",
+    ]
+
+
+def test_pod_security_is_enforced_warned_and_audited(recording: Recording) -> None:
+    for ns in recording.of_type(NAMESPACE):
+        for mode in ("enforce", "warn", "audit"):
+            assert ns.labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_mesh_injection_follows_config(recording: Recording) -> None:
+    injection = {ns.metadata["name"]: ns.labels["kuma.io/sidecar-injection"] for ns in recording.of_type(NAMESPACE)}
+    assert injection["kong"] == "enabled"
+    assert injection["ai-services"] == "enabled"
+    assert injection["databases"] == "disabled"
