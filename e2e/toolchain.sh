@@ -43,7 +43,7 @@ declare -A KEYS=(
   [langhost]="$LANGHOST_KEY"
   [providers]="$PROVIDERS_KEY"
   [kubernetes]="$K8S_PROVIDER_VERSION"
-  [kube-apiserver]="$KUBE_VERSION"
+  [control-plane]="$KUBE_VERSION"
   [etcd]="$ETCD_VERSION"
 )
 
@@ -110,26 +110,29 @@ build_kubernetes_provider() {
   done_slot kubernetes "$K8S_PROVIDER_VERSION"
 }
 
-# k8s.io/kubernetes requires its staging modules at v0.0.0 through local replaces; point every
-# one of them at the matching published v0.X.Y instead.
-build_kube_apiserver() {
-  local out w gomod minor; out="$(slot kube-apiserver "$KUBE_VERSION")"; w="$CACHE/work/kube-apiserver"
+# kube-apiserver and kube-controller-manager (namespace finalization, garbage collection; no
+# scheduler and no kubelet, so pods are accepted but never run). k8s.io/kubernetes requires its
+# staging modules at v0.0.0 through local replaces; point each at the published v0.X.Y instead.
+build_control_plane() {
+  local out w gomod minor; out="$(slot control-plane "$KUBE_VERSION")"; w="$CACHE/work/control-plane"
   minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
-  wrapper_module "$w" local.build/kube-apiserver 1.24.0
+  wrapper_module "$w" local.build/control-plane 1.24.0
   mkdir -p "$out"
   (cd "$w"
     gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
     grep -oE '^\s*k8s\.io/[A-Za-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | while read -r m; do
       go mod edit -replace "$m=$m@v0.$minor.${KUBE_VERSION##*.}"
     done
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >&2
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@v$KUBE_VERSION" >&2
     local ld="-s -w" pkg
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld="$ld -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
       ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
-    "${GO_BUILD[@]}" -tags selinux,notest -ldflags "$ld" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-  done_slot kube-apiserver "$KUBE_VERSION"
+    for cmd in kube-apiserver kube-controller-manager; do
+      "${GO_BUILD[@]}" -tags selinux,notest -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    done)
+  done_slot control-plane "$KUBE_VERSION"
 }
 
 build_etcd() {
@@ -144,11 +147,11 @@ build_etcd() {
 
 declare -A BUILDERS=(
   [pulumi]=build_pulumi [langhost]=build_langhost [providers]=build_providers
-  [kubernetes]=build_kubernetes_provider [kube-apiserver]=build_kube_apiserver [etcd]=build_etcd
+  [kubernetes]=build_kubernetes_provider [control-plane]=build_control_plane [etcd]=build_etcd
 )
 
 mkdir -p "$CACHE" "$BIN"
-for n in pulumi langhost providers kubernetes etcd kube-apiserver; do
+for n in pulumi langhost providers kubernetes etcd control-plane; do
   if have "$n" "${KEYS[$n]}"; then
     log "$n ${KEYS[$n]}: cached"
   else

@@ -1,0 +1,106 @@
+"""Read a deployed stack back from the API server and compare it with what the program declares.
+
+    python e2e/assert_stack.py STACK            after `pulumi up`
+    python e2e/assert_stack.py STACK --gone     after `pulumi destroy`
+
+The expected objects come from running the same program under the recording mocks with the
+end-to-end overrides (see e2e/lib.sh select_stack). After `up`, every declared object must exist
+and every declared field must be stored with the declared value: a field the API server pruned
+(an unknown field of a custom resource, say) is a failure. After `destroy`, none may remain.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from e2e.kube import Kube  # noqa: E402
+from tests.harness import RecordedResource, run_program  # noqa: E402
+
+# Fields the API server legitimately rewrites: write-only or normalised on storage.
+SKIPPED_FIELDS = {"stringData"}
+
+
+def e2e_overrides(platform: dict[str, Any]) -> None:
+    platform.setdefault("cluster", {}).update(
+        context="e2e",
+        kubeconfigPath=os.environ.get("KUBECONFIG", ""),
+        skipAwait=True,
+        deletionPropagation="background",
+    )
+
+
+def object_path(kube: Kube, obj: RecordedResource) -> str:
+    api_version, kind = obj.inputs["apiVersion"], obj.inputs["kind"]
+    group_path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    resources = {r["kind"]: r for r in kube.get(group_path)["resources"] if "/" not in r["name"]}
+    resource = resources[kind]
+    namespace = obj.metadata.get("namespace")
+    scope = f"/namespaces/{namespace}" if resource["namespaced"] and namespace else ""
+    return f"{group_path}{scope}/{resource['name']}/{obj.metadata['name']}"
+
+
+def differences(declared: Any, live: Any, path: str = "") -> list[str]:
+    """Where `declared` is not contained in `live` (maps by subset, lists element-wise)."""
+    if isinstance(declared, dict):
+        if not isinstance(live, dict):
+            return [f"{path}: declared an object, stored {live!r}"]
+        found = []
+        for key, value in declared.items():
+            if key in SKIPPED_FIELDS or value is None:
+                continue
+            if key not in live:
+                found.append(f"{path}.{key}: declared but not stored (pruned?)")
+            else:
+                found += differences(value, live[key], f"{path}.{key}")
+        return found
+    if isinstance(declared, list):
+        if not isinstance(live, list) or len(live) != len(declared):
+            return [f"{path}: declared {len(declared)} items, stored {live!r}"]
+        return [d for i, item in enumerate(declared) for d in differences(item, live[i], f"{path}[{i}]")]
+    if declared != live and str(declared) != str(live):
+        return [f"{path}: declared {declared!r}, stored {live!r}"]
+    return []
+
+
+def main(argv: list[str]) -> int:
+    stack, gone = argv[0], "--gone" in argv
+    recording = run_program(stack, mutate=e2e_overrides)
+    if recording.error is not None:
+        raise SystemExit(f"the program failed under mocks: {recording.error}")
+    kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
+    objects = recording.kubernetes_objects()
+    problems: list[str] = []
+    deadline = time.monotonic() + (90 if gone else 0)
+    while True:
+        problems = []
+        for obj in objects:
+            where = f"{obj.kind} {obj.metadata.get('namespace', '')}/{obj.metadata['name']}"
+            status, live = kube.request("GET", object_path(kube, obj))
+            if gone:
+                if status != 404:
+                    problems.append(f"{where}: still present after destroy")
+            elif status != 200:
+                problems.append(f"{where}: not found (HTTP {status})")
+            else:
+                declared = {k: v for k, v in obj.inputs.items() if k not in {"apiVersion", "kind"}}
+                problems += [f"{where}{d}" for d in differences(declared, live)]
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    verb = "absent" if gone else "stored as declared"
+    if problems:
+        print(f"{stack}: {len(problems)} problem(s):", *problems, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"{stack}: all {len(objects)} declared Kubernetes objects {verb}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

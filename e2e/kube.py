@@ -1,0 +1,159 @@
+"""A minimal Kubernetes REST client for the end-to-end test (standard library + PyYAML only).
+
+    python e2e/kube.py wait-ready                  wait until the API server answers /readyz
+    python e2e/kube.py install-crds DIR [DIR ...]  create every CRD found in DIR (recursively)
+    python e2e/kube.py dump [--ours]               print every object (ours: labelled part-of api-platform)
+
+The connection comes from $E2E_CLUSTER_DIR (written by e2e/lib.sh): server URL, CA and an
+admin client certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PART_OF = "app.kubernetes.io/part-of=api-platform"
+
+
+class CrdLoader(yaml.SafeLoader):
+    """SafeLoader that reads a bare `=` as a string (YAML 1.1 would make it the `value` tag)."""
+
+
+def _value_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+CrdLoader.add_constructor("tag:yaml.org,2002:value", _value_as_string)
+
+
+class Kube:
+    def __init__(self, cluster_dir: Path):
+        self.server = (cluster_dir / "server").read_text().strip()
+        self.context = ssl.create_default_context(cafile=str(cluster_dir / "ca.crt"))
+        self.context.load_cert_chain(str(cluster_dir / "admin.crt"), str(cluster_dir / "admin.key"))
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        if not self.server.startswith("https://"):
+            raise ValueError(f"refusing non-HTTPS API server URL {self.server!r}")
+        req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310 - https only
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self.context, timeout=30) as response:  # noqa: S310 - https only
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            try:
+                return error.code, json.loads(payload)
+            except json.JSONDecodeError:
+                return error.code, payload.decode(errors="replace")
+
+    def get(self, path: str) -> Any:
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {body}")
+        return body
+
+    def resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(list path, API resource) for every listable resource the server serves."""
+        core = self.get("/api/v1")
+        for res in core["resources"]:
+            if "/" not in res["name"] and "list" in res["verbs"]:
+                yield f"/api/v1/{res['name']}", res
+        for group in self.get("/apis")["groups"]:
+            version = group["preferredVersion"]["groupVersion"]
+            for res in self.get(f"/apis/{version}")["resources"]:
+                if "/" not in res["name"] and "list" in res["verbs"]:
+                    yield f"/apis/{version}/{res['name']}", res
+
+    def objects(self, label_selector: str | None = None) -> Iterator[dict[str, Any]]:
+        query = f"?labelSelector={label_selector}" if label_selector else ""
+        for path, res in self.resources():
+            if res["name"] in {"events", "componentstatuses"} or res.get("group") == "events.k8s.io":
+                continue
+            status, body = self.request("GET", path + query)
+            if status != 200:
+                continue
+            for item in body.get("items", []):
+                item.setdefault("kind", res["kind"])
+                yield item
+
+
+def wait_ready(kube: Kube, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = kube.request("GET", "/readyz")
+            if status == 200:
+                return
+            last = body
+        except (urllib.error.URLError, ConnectionError, OSError) as error:
+            last = error
+        time.sleep(0.5)
+    raise SystemExit(f"API server not ready after {timeout}s: {last}")
+
+
+def crd_documents(directories: list[Path]) -> Iterator[dict[str, Any]]:
+    for directory in directories:
+        for path in sorted(directory.rglob("*.yaml")):
+            for doc in yaml.load_all(path.read_text(), Loader=CrdLoader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    yield doc
+
+
+def install_crds(kube: Kube, directories: list[Path], timeout: float = 120) -> int:
+    names = []
+    for crd in crd_documents(directories):
+        name = crd["metadata"]["name"]
+        # A plain POST: several CRDs exceed the client-side-apply annotation limit.
+        status, body = kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        if status not in (201, 409):
+            raise SystemExit(f"creating CRD {name}: HTTP {status}: {body}")
+        names.append(name)
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            crd = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            conditions = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+            if conditions.get("Established") == "True":
+                pending.discard(name)
+        time.sleep(0.2)
+    if pending:
+        raise SystemExit(f"CRDs not established after {timeout}s: {sorted(pending)}")
+    return len(names)
+
+
+def main(argv: list[str]) -> int:
+    kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
+    command, args = argv[0], argv[1:]
+    if command == "wait-ready":
+        wait_ready(kube)
+    elif command == "install-crds":
+        print(f"installed {install_crds(kube, [Path(a) for a in args])} CRDs")
+    elif command == "dump":
+        selector = PART_OF if "--ours" in args else None
+        for obj in kube.objects(selector):
+            meta = obj["metadata"]
+            print(f"{obj['kind']}\t{meta.get('namespace', '')}\t{meta['name']}")
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+# shellcheck shell=bash
+# Shared by e2e/run.sh and scripts/preview: a local Kubernetes control plane on loopback
+# (etcd + kube-apiserver + kube-controller-manager, no scheduler, no kubelet) and a Pulumi
+# engine with a local file backend. Source this file; it defines functions only.
+
+E2E_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+E2E_PYTHON="$E2E_ROOT/.venv/bin/python"
+# The upstream CRDs: ../shared/crds beside the repository, or a directory given explicitly.
+E2E_CRDS="${API_PLATFORM_CRDS_DIR:-$E2E_ROOT/../shared/crds}"
+
+e2e_log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() { "$E2E_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# step NAME COMMAND...: run a command, print its duration, fail loudly.
+step() {
+  local name="$1" start rc; shift
+  start=$(date +%s%N)
+  e2e_log "step $name: start"
+  set +e; "$@"; rc=$?; set -e
+  local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  e2e_log "step $name: $( [ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)" ) in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
+  echo "$name $ms" >>"${E2E_TIMINGS:-/dev/null}"
+  return $rc
+}
+
+# certificates DIR: a CA, the API server's serving certificate, an admin client certificate
+# (group system:masters) and the service-account signing key pair.
+_certificates() {
+  local d="$1"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e-ca" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  _signed "$d" apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth"
+  _signed "$d" admin "/O=system:masters/CN=e2e-admin" "extendedKeyUsage=clientAuth"
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+}
+
+_signed() {
+  local d="$1" name="$2" subject="$3" ext="$4"
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf '%b\n' "$ext") -out "$d/$name.crt" 2>/dev/null
+}
+
+_kubeconfig() {
+  local d="$1" server="$2"
+  cat >"$d/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "$server", certificate-authority: "$d/ca.crt"}
+users:
+- name: e2e-admin
+  user: {client-certificate: "$d/admin.crt", client-key: "$d/admin.key"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: e2e-admin}
+current-context: e2e
+EOF
+}
+
+# cluster_up DIR: start the control plane; exports KUBECONFIG and E2E_CLUSTER_DIR.
+cluster_up() {
+  local d="$1" etcd_port peer_port api_port
+  mkdir -p "$d/etcd" "$d/logs"
+  _certificates "$d"
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  echo "https://127.0.0.1:$api_port" >"$d/server"
+  _kubeconfig "$d" "https://127.0.0.1:$api_port"
+  etcd --data-dir "$d/etcd" --log-level warn \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "default=http://127.0.0.1:$peer_port" >"$d/logs/etcd.log" 2>&1 &
+  echo $! >>"$d/pids"
+  kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" --client-ca-file "$d/ca.crt" \
+    --service-cluster-ip-range 10.96.0.0/16 --authorization-mode RBAC \
+    --service-account-issuer "https://127.0.0.1:$api_port" --service-account-key-file "$d/sa.pub" \
+    --service-account-signing-key-file "$d/sa.key" --disable-admission-plugins ServiceAccount \
+    >"$d/logs/kube-apiserver.log" 2>&1 &
+  echo $! >>"$d/pids"
+  export KUBECONFIG="$d/kubeconfig" E2E_CLUSTER_DIR="$d"
+  "$E2E_PYTHON" "$E2E_ROOT/e2e/kube.py" wait-ready || { tail -20 "$d/logs/kube-apiserver.log" >&2; return 1; }
+  kube-controller-manager --kubeconfig "$d/kubeconfig" --authentication-kubeconfig "$d/kubeconfig" \
+    --authorization-kubeconfig "$d/kubeconfig" --leader-elect=false --secure-port 0 \
+    --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
+    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route' \
+    >"$d/logs/kube-controller-manager.log" 2>&1 &
+  echo $! >>"$d/pids"
+  [ -d "$E2E_CRDS" ] || { e2e_log "CRD directory $E2E_CRDS not found (set API_PLATFORM_CRDS_DIR)"; return 1; }
+  "$E2E_PYTHON" "$E2E_ROOT/e2e/kube.py" install-crds "$E2E_CRDS" >&2
+}
+
+# cluster_down DIR: stop every process cluster_up started.
+cluster_down() {
+  local d="$1" pid
+  [ -f "$d/pids" ] || return 0
+  for pid in $(tac "$d/pids"); do kill "$pid" 2>/dev/null || true; done
+  for pid in $(cat "$d/pids"); do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -f "$d/pids"
+}
+
+# pulumi_workspace DIR: a copy of the project (git-tracked files plus working-tree edits) using
+# the repository's virtualenv, a local file backend and a fixed passphrase; exports PULUMI_*.
+pulumi_workspace() {
+  local w="$1"
+  mkdir -p "$w/project" "$w/state" "$w/home"
+  (cd "$E2E_ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$w/project")
+  ln -s "$E2E_ROOT/.venv" "$w/project/.venv"
+  export PULUMI_HOME="$w/home" PULUMI_BACKEND_URL="file://$w/state" PULUMI_CONFIG_PASSPHRASE=e2e-only \
+    PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+}
+
+# select_stack STACK: create the stack in the workspace and point it at the local cluster with
+# the settings only this configuration uses (no kubelet: skip readiness waits).
+select_stack() {
+  local stack="$1"
+  pulumi stack init "$stack" --non-interactive >/dev/null 2>&1 || pulumi stack select "$stack" --non-interactive
+  pulumi config set --path platform.cluster.context e2e
+  pulumi config set --path platform.cluster.kubeconfigPath "$KUBECONFIG"
+  pulumi config set --path platform.cluster.skipAwait true
+  pulumi config set --path platform.cluster.deletionPropagation background
+}
