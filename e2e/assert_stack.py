@@ -28,12 +28,14 @@ SKIPPED_FIELDS = {"stringData"}
 
 
 def e2e_overrides(platform: dict[str, Any]) -> None:
+    """The settings e2e/lib.sh select_stack adds (secrets: the harness's placeholders)."""
     platform.setdefault("cluster", {}).update(
         context="e2e",
         kubeconfigPath=os.environ.get("KUBECONFIG", ""),
         skipAwait=True,
         deletionPropagation="background",
     )
+    platform["installOperators"] = False
 
 
 def object_path(kube: Kube, obj: RecordedResource) -> str:

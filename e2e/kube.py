@@ -38,6 +38,14 @@ def _value_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
 CrdLoader.add_constructor("tag:yaml.org,2002:value", _value_as_string)
 
 
+def _decode(payload: bytes) -> Any:
+    """JSON when the server sent JSON (health endpoints answer plain text)."""
+    try:
+        return json.loads(payload or b"null")
+    except json.JSONDecodeError:
+        return payload.decode(errors="replace")
+
+
 class Kube:
     def __init__(self, cluster_dir: Path):
         self.server = (cluster_dir / "server").read_text().strip()
@@ -53,13 +61,9 @@ class Kube:
         req.add_header("Accept", "application/json")
         try:
             with urllib.request.urlopen(req, context=self.context, timeout=30) as response:  # noqa: S310 - https only
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, _decode(response.read())
         except urllib.error.HTTPError as error:
-            payload = error.read()
-            try:
-                return error.code, json.loads(payload)
-            except json.JSONDecodeError:
-                return error.code, payload.decode(errors="replace")
+            return error.code, _decode(error.read())
 
     def get(self, path: str) -> Any:
         status, body = self.request("GET", path)

@@ -9,7 +9,7 @@ object: they are separate secure keys (see `stacks.secrets`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -115,6 +115,264 @@ class NamespacesConfig(StrictModel):
         return self
 
 
+# ---- shared building blocks ------------------------------------------------------------------
+
+QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_QUANTITY_FACTORS = {
+    None: 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def quantity_value(text: str) -> float:
+    """The numeric value of a Kubernetes quantity ("500m" -> 0.5, "2Gi" -> 2147483648)."""
+    match = QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 4Gi)")
+    return float(match.group(1)) * _QUANTITY_FACTORS[match.group(3)]
+
+
+def _quantity(value: str) -> str:
+    quantity_value(value)
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+# An image reference pinned to an explicit tag or digest; never `latest`.
+IMAGE = re.compile(r"^[a-z0-9]([a-z0-9.\-/_:]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$")
+
+
+def _image(value: str) -> str:
+    if not IMAGE.match(value) or value.rsplit(":", 1)[-1] == "latest":
+        raise ValueError(f"{value!r} must name an image with a pinned tag or digest (not latest)")
+    return value
+
+
+Image = Annotated[str, AfterValidator(_image)]
+EXACT_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.\-]+)?$")
+
+
+def _exact_version(value: str) -> str:
+    if not EXACT_VERSION.match(value):
+        raise ValueError(f"{value!r} is not an exact chart version (x.y.z; no ranges)")
+    return value
+
+
+ExactVersion = Annotated[str, AfterValidator(_exact_version)]
+
+
+class ComputeResources(StrictModel):
+    """CPU and memory of one container."""
+
+    cpu: Quantity
+    memory: Quantity
+
+
+class ResourcesConfig(StrictModel):
+    """Requests and limits of one container; limits may not be below requests."""
+
+    requests: ComputeResources
+    limits: ComputeResources
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourcesConfig:
+        for name in ("cpu", "memory"):
+            request, limit = getattr(self.requests, name), getattr(self.limits, name)
+            if quantity_value(limit) < quantity_value(request):
+                raise ValueError(f"limits.{name} ({limit}) is below requests.{name} ({request})")
+        return self
+
+
+def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> ResourcesConfig:
+    return ResourcesConfig(
+        requests=ComputeResources(cpu=cpu, memory=memory), limits=ComputeResources(cpu=cpu_limit, memory=memory_limit)
+    )
+
+
+class HelmReleaseConfig(StrictModel):
+    """A third-party operator installed as a pinned Helm release."""
+
+    enabled: bool = Field(default=True, description="install it; false where the platform team runs it already")
+    chart: str
+    version: ExactVersion
+    repository: str = Field(pattern=r"^(https|oci)://", description="chart repository (https:// or oci://)")
+    namespace: K8sName
+    values: dict[str, Any] = Field(default_factory=dict, description="extra chart values, merged over ours")
+
+
+# ---- PostgreSQL (CloudNativePG) -------------------------------------------------------------
+
+
+class PoolerConfig(StrictModel):
+    """The PgBouncer Pooler in front of the primary."""
+
+    enabled: bool = True
+    instances: int = Field(default=2, ge=1, le=10)
+    pool_mode: Literal["session", "transaction"] = Field(
+        default="session", description="session: Kong sets session state on connect"
+    )
+    max_client_conn: int = Field(default=1000, ge=10, description="client connections each PgBouncer accepts")
+    default_pool_size: int = Field(default=20, ge=1, description="server connections per PgBouncer (user, db) pair")
+    resources: ResourcesConfig = resources("100m", "128Mi", "500m", "256Mi")
+
+
+class BackupConfig(StrictModel):
+    """Base backups and WAL archiving to S3-compatible storage (Barman Cloud plugin)."""
+
+    enabled: bool = False
+    destination_path: str = Field(default="", description="s3://bucket/path")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; unset for AWS S3")
+    region: str = Field(default="us-east-1", description="bucket region (used by the pre-flight check)")
+    credentials_secret: str | None = Field(
+        default=None,
+        description="existing Secret with ACCESS_KEY_ID and ACCESS_SECRET_KEY; unset: created from the secure "
+        "keys backupAccessKeyId and backupSecretAccessKey",
+    )
+    schedule: str = Field(default="0 0 2 * * *", description="six-field cron (with seconds) of base backups")
+    retention: str = Field(default="30d", pattern=r"^[1-9][0-9]*[dwm]$", description="e.g. 30d, 8w, 6m")
+
+    @property
+    def bucket(self) -> str:
+        return self.destination_path.removeprefix("s3://").split("/", 1)[0]
+
+    @model_validator(mode="after")
+    def _destination_when_enabled(self) -> BackupConfig:
+        if self.enabled and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", self.destination_path):
+            raise ValueError("destinationPath must be s3://<bucket>[/<path>] when backups are enabled")
+        if len(self.schedule.split()) != 6:
+            raise ValueError(f"schedule {self.schedule!r} must have six fields (seconds first)")
+        return self
+
+
+class PostgresConfig(StrictModel):
+    """The HA PostgreSQL cluster behind Kong (CloudNativePG)."""
+
+    operator: HelmReleaseConfig = HelmReleaseConfig(
+        chart="cloudnative-pg",
+        version="0.29.0",
+        repository="https://cloudnative-pg.github.io/charts",
+        namespace="cnpg-system",
+    )
+    barman_plugin: HelmReleaseConfig = HelmReleaseConfig(
+        chart="plugin-barman-cloud",
+        version="0.7.0",
+        repository="https://cloudnative-pg.github.io/charts",
+        namespace="cnpg-system",
+    )
+    cluster_name: K8sName = "kong-pg"
+    image: Image = "ghcr.io/cloudnative-pg/postgresql:17.6"
+    instances: int = Field(default=3, ge=1, le=9, description="1 primary + read replicas")
+    database: K8sName = "kong"
+    owner: K8sName = "kong"
+    storage_size: Quantity = "20Gi"
+    storage_class: str | None = None
+    max_connections: int = Field(default=500, ge=50, le=10000, description="PostgreSQL max_connections")
+    reserved_connections: int = Field(
+        default=20, ge=3, description="kept free for superuser, replication and the operator"
+    )
+    synchronous_replicas: int = Field(default=1, ge=0, description="quorum of synchronous standbys (0: async)")
+    resources: ResourcesConfig = resources("500m", "1Gi", "2", "4Gi")
+    pooler: PoolerConfig = PoolerConfig()
+    backup: BackupConfig = BackupConfig()
+    pod_monitor: bool = Field(default=True, description="create a PodMonitor (needs the Prometheus operator CRDs)")
+
+    @property
+    def usable_connections(self) -> int:
+        return self.max_connections - self.reserved_connections
+
+    @model_validator(mode="after")
+    def _replication(self) -> PostgresConfig:
+        if self.synchronous_replicas > self.instances - 1:
+            raise ValueError(
+                f"synchronousReplicas ({self.synchronous_replicas}) needs at least "
+                f"{self.synchronous_replicas + 1} instances, got {self.instances}"
+            )
+        if self.reserved_connections >= self.max_connections:
+            raise ValueError("reservedConnections must be below maxConnections")
+        return self
+
+
+# ---- Kong Gateway ----------------------------------------------------------------------------
+
+
+class AutoscalingConfig(StrictModel):
+    """The gateway's HorizontalPodAutoscaler (autoscaling/v2)."""
+
+    min_replicas: int = Field(default=3, ge=1, le=50)
+    max_replicas: int = Field(default=50, ge=1, le=50)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=95, description="average CPU % of requests")
+    scale_up_stabilization_seconds: int = Field(default=0, ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})")
+        return self
+
+
+class ProxyServiceConfig(StrictModel):
+    """The public proxy Service."""
+
+    type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = "LoadBalancer"
+    annotations: dict[str, str] = Field(default_factory=dict, description="e.g. cloud load-balancer settings")
+    external_traffic_policy: Literal["Local", "Cluster"] = Field(
+        default="Local", description="Local keeps client source IPs for IP rate limits"
+    )
+    load_balancer_source_ranges: list[str] = Field(default_factory=list)
+
+
+class KongControllerConfig(StrictModel):
+    """The Kong Ingress Controller: its own leader-elected Deployment."""
+
+    image: Image = "kong/kubernetes-ingress-controller:3.5.3"
+    replicas: int = Field(default=2, ge=1, le=5)
+    ingress_class: K8sName = "kong"
+    resources: ResourcesConfig = resources("100m", "256Mi", "500m", "512Mi")
+    install_crds: bool = Field(default=True, description="install Kong's CRDs from the pinned upstream file")
+    crds_url: str = Field(
+        default="https://raw.githubusercontent.com/Kong/charts/kong-3.4.1/charts/kong/crds/custom-resource-definitions.yaml",
+        pattern=r"^https://",
+        description="pinned upstream source of Kong's CRDs",
+    )
+
+
+class KongConfig(StrictModel):
+    """Kong Gateway in PostgreSQL mode, written as explicit Kubernetes resources."""
+
+    image: Image = "kong:3.9.1"
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    resources: ResourcesConfig = resources("1", "2Gi", "2", "4Gi")
+    nginx_worker_processes: int = Field(default=2, ge=1, le=16, description="match the CPU limit")
+    pg_pool_size: int = Field(default=4, ge=1, le=256, description="connections per nginx worker to -rw")
+    pg_ro_pool_size: int = Field(default=4, ge=1, le=256, description="connections per nginx worker to -ro")
+    mem_cache_size: str = Field(default="1024m", pattern=r"^[0-9]+[km]$")
+    max_unavailable: int = Field(default=1, ge=1, description="PodDisruptionBudget maxUnavailable")
+    readiness_failover_tolerance_seconds: int = Field(
+        default=90, ge=10, le=600, description="how long readiness tolerates a database failover"
+    )
+    termination_grace_seconds: int = Field(default=60, ge=20, le=600)
+    proxy: ProxyServiceConfig = ProxyServiceConfig()
+    controller: KongControllerConfig = KongControllerConfig()
+
+    @property
+    def version(self) -> str:
+        return self.image.rsplit(":", 1)[-1]
+
+
 class PlatformConfig(StrictModel):
     """The whole `api-platform:platform` object of a stack."""
 
@@ -122,7 +380,72 @@ class PlatformConfig(StrictModel):
     cluster: ClusterConfig = Field(default=ClusterConfig(), description="the Kubernetes provider's target")
     labels: Labels = Field(default_factory=dict, description="extra labels on every Kubernetes object")
     namespaces: NamespacesConfig = Field(default=NamespacesConfig(), description="the namespaces the platform owns")
+    install_operators: bool = Field(
+        default=True,
+        description="install third-party operators and CRDs; false where the platform team manages them separately",
+    )
+    postgres: PostgresConfig = Field(default=PostgresConfig(), description="HA PostgreSQL behind Kong")
+    kong: KongConfig = Field(default=KongConfig(), description="the gateway and its ingress controller")
 
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @model_validator(mode="after")
+    def _connection_budget(self) -> PlatformConfig:
+        """50 Kong pods must not be able to exhaust PostgreSQL: refuse such a config up front."""
+        kong, pg = self.kong, self.postgres
+        per_pod = kong.nginx_worker_processes * kong.pg_pool_size
+        worst_case = kong.autoscaling.max_replicas * per_pod
+        formula = (
+            f"kong.autoscaling.maxReplicas ({kong.autoscaling.max_replicas}) x kong.nginxWorkerProcesses "
+            f"({kong.nginx_worker_processes}) x kong.pgPoolSize ({kong.pg_pool_size}) = {worst_case}"
+        )
+        if pg.pooler.enabled:
+            accepted = pg.pooler.instances * pg.pooler.max_client_conn
+            if worst_case > accepted:
+                raise ValueError(
+                    f"connection budget: {formula} client connections exceed what the pooler accepts: "
+                    f"postgres.pooler.instances ({pg.pooler.instances}) x maxClientConn ({pg.pooler.max_client_conn})"
+                    f" = {accepted}"
+                )
+            server_side = pg.pooler.instances * pg.pooler.default_pool_size
+            if server_side > pg.usable_connections:
+                raise ValueError(
+                    f"connection budget: postgres.pooler.instances ({pg.pooler.instances}) x defaultPoolSize "
+                    f"({pg.pooler.default_pool_size}) = {server_side} server connections exceed "
+                    f"postgres.maxConnections - reservedConnections = {pg.usable_connections}"
+                )
+        elif worst_case > pg.usable_connections:
+            raise ValueError(
+                f"connection budget: {formula} connections exceed postgres.maxConnections - reservedConnections "
+                f"= {pg.usable_connections} (enable postgres.pooler or lower the pool size)"
+            )
+        read_only = kong.autoscaling.max_replicas * kong.nginx_worker_processes * kong.pg_ro_pool_size
+        if pg.instances > 1 and read_only > pg.usable_connections:
+            raise ValueError(
+                f"connection budget: kong.autoscaling.maxReplicas x nginxWorkerProcesses x pgRoPoolSize = "
+                f"{read_only} read-only connections could all land on one replica, above its "
+                f"maxConnections - reservedConnections = {pg.usable_connections}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> PlatformConfig:
+        """ADR-001's availability targets, enforced for prod stacks."""
+        if not self.is_prod:
+            return self
+        problems = []
+        if self.postgres.instances < 3:
+            problems.append(f"postgres.instances must be at least 3 in prod (got {self.postgres.instances})")
+        if not self.postgres.backup.enabled:
+            problems.append("postgres.backup.enabled must be true in prod")
+        if self.kong.autoscaling.min_replicas < 3:
+            problems.append(
+                f"kong.autoscaling.minReplicas must be at least 3 in prod (got {self.kong.autoscaling.min_replicas})"
+            )
+        if self.kong.controller.replicas < 2:
+            problems.append("kong.controller.replicas must be at least 2 in prod")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,5 +1,6 @@
 """The composition: one explicit Kubernetes provider and the platform's components, in the
-order of ARCHITECTURE.md. Every environment difference comes from the validated config."""
+order of ARCHITECTURE.md. Every environment difference comes from the validated config; this
+module only maps config models to component Args and wires the components together."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import ObjectDefaults, set_object_defaults
+from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
+from components.kong_controller import KongIngressController, KongIngressControllerArgs, controller_selector
+from components.kong_gateway import (
+    AutoscalingSpec,
+    DatabaseConnection,
+    KongGateway,
+    KongGatewayArgs,
+    ProxyServiceSpec,
+)
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
-from stacks.config import ClusterConfig, PlatformConfig
+from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
+from stacks.config import ClusterConfig, HelmReleaseConfig, PlatformConfig, ResourcesConfig, quantity_value
+from stacks.secrets import StackSecrets
 
 
 def await_annotations(cluster: ClusterConfig) -> dict[str, str]:
@@ -32,7 +43,104 @@ def kubernetes_provider(cluster: ClusterConfig) -> k8s.Provider:
     )
 
 
-def build_platform(cfg: PlatformConfig) -> dict[str, Any]:
+def to_resources(cfg: ResourcesConfig) -> Resources:
+    return Resources(cfg.requests.cpu, cfg.requests.memory, cfg.limits.cpu, cfg.limits.memory)
+
+
+def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig) -> HelmChart | None:
+    """The release to install, or None when this stack does not install operators."""
+    if not (cfg.enabled and platform.install_operators):
+        return None
+    return HelmChart(cfg.chart, cfg.version, cfg.repository, cfg.namespace, cfg.values)
+
+
+def postgres_args(cfg: PlatformConfig, secrets: StackSecrets) -> PostgresClusterArgs:
+    pg = cfg.postgres
+    memory_mib = int(quantity_value(pg.resources.limits.memory) / 2**20)
+    backup = None
+    if pg.backup.enabled:
+        backup = BackupSpec(
+            destination_path=pg.backup.destination_path,
+            schedule=pg.backup.schedule,
+            retention=pg.backup.retention,
+            endpoint_url=pg.backup.endpoint_url,
+            credentials_secret=pg.backup.credentials_secret,
+            access_key_id=secrets.backup_access_key_id,
+            secret_access_key=secrets.backup_secret_access_key,
+        )
+    pooler = None
+    if pg.pooler.enabled:
+        pooler = PoolerSpec(
+            instances=pg.pooler.instances,
+            pool_mode=pg.pooler.pool_mode,
+            max_client_conn=pg.pooler.max_client_conn,
+            default_pool_size=pg.pooler.default_pool_size,
+            resources=to_resources(pg.pooler.resources),
+        )
+    return PostgresClusterArgs(
+        namespace=cfg.namespaces.database.name,
+        cluster_name=pg.cluster_name,
+        image=pg.image,
+        instances=pg.instances,
+        database=pg.database,
+        owner=pg.owner,
+        storage_size=pg.storage_size,
+        storage_class=pg.storage_class,
+        resources=to_resources(pg.resources),
+        parameters={
+            "max_connections": str(pg.max_connections),
+            "shared_buffers": f"{memory_mib // 4}MB",
+            "effective_cache_size": f"{memory_mib * 3 // 4}MB",
+        },
+        synchronous_replicas=pg.synchronous_replicas,
+        required_anti_affinity=cfg.is_prod,
+        pooler=pooler,
+        backup=backup,
+        pod_monitor=pg.pod_monitor,
+        client_namespaces=[cfg.namespaces.gateway.name],
+        operator=to_chart(pg.operator, cfg),
+        barman_plugin=to_chart(pg.barman_plugin, cfg),
+    )
+
+
+def kong_args(cfg: PlatformConfig, database: PostgresCluster) -> KongGatewayArgs:
+    kong = cfg.kong
+    return KongGatewayArgs(
+        namespace=cfg.namespaces.gateway.name,
+        image=kong.image,
+        database=DatabaseConnection(
+            host=database.pooler_host or database.rw_host,
+            ro_host=database.ro_host,
+            database=cfg.postgres.database,
+            secret=database.client_secret_name,
+        ),
+        resources=to_resources(kong.resources),
+        autoscaling=AutoscalingSpec(
+            min_replicas=kong.autoscaling.min_replicas,
+            max_replicas=kong.autoscaling.max_replicas,
+            target_cpu_utilization=kong.autoscaling.target_cpu_utilization,
+            scale_up_stabilization_seconds=kong.autoscaling.scale_up_stabilization_seconds,
+            scale_down_stabilization_seconds=kong.autoscaling.scale_down_stabilization_seconds,
+        ),
+        admin_clients=controller_selector(),
+        nginx_worker_processes=kong.nginx_worker_processes,
+        pg_pool_size=kong.pg_pool_size,
+        pg_ro_pool_size=kong.pg_ro_pool_size,
+        mem_cache_size=kong.mem_cache_size,
+        max_unavailable=kong.max_unavailable,
+        readiness_failover_tolerance_seconds=kong.readiness_failover_tolerance_seconds,
+        termination_grace_seconds=kong.termination_grace_seconds,
+        proxy=ProxyServiceSpec(
+            type=kong.proxy.type,
+            annotations=kong.proxy.annotations,
+            external_traffic_policy=kong.proxy.external_traffic_policy,
+            load_balancer_source_ranges=list(kong.proxy.load_balancer_source_ranges),
+        ),
+        depends_on=[database],
+    )
+
+
+def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Register every resource of the stack; returns the stack outputs."""
     set_object_defaults(ObjectDefaults(labels=dict(cfg.labels), annotations=await_annotations(cfg.cluster)))
     provider = kubernetes_provider(cfg.cluster)
@@ -48,8 +156,35 @@ def build_platform(cfg: PlatformConfig) -> dict[str, Any]:
         ),
         on_cluster,
     )
+    in_namespaces = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespaces]))
+
+    database = PostgresCluster("postgres", postgres_args(cfg, secrets), in_namespaces)
+    gateway = KongGateway("kong", kong_args(cfg, database), in_namespaces)
+    controller_cfg = cfg.kong.controller
+    KongIngressController(
+        "kong-controller",
+        KongIngressControllerArgs(
+            namespace=cfg.namespaces.gateway.name,
+            image=controller_cfg.image,
+            replicas=controller_cfg.replicas,
+            ingress_class=controller_cfg.ingress_class,
+            resources=to_resources(controller_cfg.resources),
+            admin_url=gateway.admin_url,
+            publish_service=gateway.proxy_service_name,
+            crds_url=controller_cfg.crds_url if controller_cfg.install_crds and cfg.install_operators else None,
+        ),
+        pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(depends_on=[gateway])),
+    )
 
     return {
         "environment": cfg.environment,
         "namespaces": namespaces.names,
+        "proxyAddress": gateway.proxy_address,
+        "proxyService": gateway.proxy_service_name,
+        "databaseEndpoints": {
+            "readWrite": database.rw_host,
+            "readOnly": database.ro_host,
+            "pooler": database.pooler_host,
+        },
+        "databaseCredentialsSecret": pulumi.Output.concat(cfg.namespaces.database.name, "/", database.app_secret_name),
     }

@@ -55,7 +55,7 @@ def _type_name(prop: dict[str, Any]) -> str:  # noqa: PLR0911 - one return per J
         return " \\| ".join(_type_name(p) for p in prop["anyOf"])
     if prop.get("type") == "array":
         return f"list of {_type_name(prop.get('items', {}))}"
-    if prop.get("type") == "object" and "additionalProperties" in prop:
+    if prop.get("type") == "object" and isinstance(prop.get("additionalProperties"), dict):
         return f"map of {_type_name(prop['additionalProperties'])}"
     return str(prop.get("type", "any"))
 

@@ -26,6 +26,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from stacks.loader import FULL_KEY, PROJECT
+from stacks.secrets import SECURE_KEYS
+
+# What the secure keys hold in tests (a stack's real values are set with `--secret`).
+PLACEHOLDER_SECRETS = {f"{PROJECT}:{key}": f"placeholder-{key}" for key in SECURE_KEYS}
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = rpc._special_sig_key  # the wire marker of a secret value
@@ -47,6 +51,12 @@ class RecordedResource:
     ignore_changes: list[str]
     delete_before_replace: bool
 
+    def is_secret(self, path: str) -> bool:
+        """Whether the input at a dotted path is sent to the engine as a secret (or inside one)."""
+        return any(
+            path == p or path.startswith(p + ".") or path.startswith(p + "[") or not p for p in self.secret_paths
+        )
+
     @property
     def kind(self) -> str:
         return str(self.inputs.get("kind", ""))
@@ -66,6 +76,22 @@ class RecordedResource:
     @property
     def spec(self) -> dict[str, Any]:
         return dict(self.inputs.get("spec") or {})
+
+    @property
+    def pod_spec(self) -> dict[str, Any]:
+        """The pod spec of a workload (Deployment, Job, ...)."""
+        return dict(self.spec["template"]["spec"])
+
+    def container(self, name: str | None = None) -> dict[str, Any]:
+        containers = self.pod_spec["containers"]
+        if name is None:
+            assert len(containers) == 1, [c["name"] for c in containers]
+            return dict(containers[0])
+        return dict(next(c for c in containers if c["name"] == name))
+
+    def env(self, container: str | None = None) -> dict[str, Any]:
+        """name -> value, or the valueFrom mapping for variables taken from elsewhere."""
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in self.container(container).get("env", [])}
 
 
 @dataclass
@@ -99,6 +125,17 @@ class Recording:
         return [r for r in self.resources if r.custom and r.type.startswith("kubernetes:") and r.kind]
 
 
+def _unwrap_secrets(value: Any) -> Any:
+    """The value with every secret wrapper replaced by what it wraps."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
 def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == SECRET_VALUE:
@@ -111,11 +148,26 @@ def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
             yield from _secret_paths(item, f"{path}[{index}]")
 
 
+# Outputs the random and tls providers compute, so values derived from them are realistic.
+COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "random:index/randomPassword:RandomPassword": lambda name: {"result": f"mock-password-{name}"},
+    "tls:index/privateKey:PrivateKey": lambda name: {
+        "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\nmock-{name}\n-----END PRIVATE KEY-----\n",
+        "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\nmock-{name}\n-----END PUBLIC KEY-----\n",
+    },
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name: {
+        "certPem": f"-----BEGIN CERTIFICATE-----\nmock-{name}\n-----END CERTIFICATE-----\n",
+    },
+}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echo inputs as outputs, as `pulumi up` does for objects the provider accepts as given."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        compute = COMPUTED_OUTPUTS.get(args.typ)
+        computed = compute(args.name) if compute else {}
+        return f"{args.name}-id", {**args.inputs, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -135,7 +187,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     type=request.type,
                     name=request.name,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=_unwrap_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True)),
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     provider=request.provider,
@@ -170,8 +222,9 @@ def run_program(
     """Run `__main__.py` for `stack` under recording mocks.
 
     `platform` replaces the committed platform object; `mutate` edits a copy of it in place.
-    Secure keys of the stack file get `secrets[key]` or a fixed test value. A failure of the
-    program is kept in `Recording.error` together with whatever was registered before it.
+    `secrets` are the secure keys (full names) set for the run; None sets every known secure key
+    to a placeholder. A failure of the program is kept in `Recording.error` together with
+    whatever was registered before it.
     """
     config = stack_config(stack)
     config.update(extra_config or {})
@@ -180,7 +233,7 @@ def run_program(
     if mutate is not None:
         config[FULL_KEY] = copy.deepcopy(config[FULL_KEY])
         mutate(config[FULL_KEY])
-    secrets = dict(secrets or {})
+    secrets = dict(PLACEHOLDER_SECRETS if secrets is None else secrets)
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in config.items():

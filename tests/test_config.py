@@ -106,6 +106,116 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
 ]
 
 
+BAD_INPUTS += [
+    (
+        "hpa min above max",
+        _with("kong.autoscaling", {"minReplicas": 10, "maxReplicas": 5}),
+        "api-platform:platform.kong.autoscaling",
+        "minReplicas (10) is above maxReplicas (5)",
+    ),
+    (
+        "hpa above 50",
+        _with("kong.autoscaling", {"maxReplicas": 60}),
+        "api-platform:platform.kong.autoscaling.maxReplicas",
+        "less than or equal to 50",
+    ),
+    (
+        "limits below requests",
+        _with("kong.resources", {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "4Gi"}}),
+        "api-platform:platform.kong.resources",
+        "limits.cpu (1) is below requests.cpu (2)",
+    ),
+    (
+        "bad quantity",
+        _with("postgres.storageSize", "lots"),
+        "api-platform:platform.postgres.storageSize",
+        "is not a Kubernetes quantity",
+    ),
+    ("latest image", _with("kong.image", "kong:latest"), "api-platform:platform.kong.image", "pinned tag or digest"),
+    ("untagged image", _with("kong.image", "kong"), "api-platform:platform.kong.image", "pinned tag or digest"),
+    (
+        "chart version range",
+        _with("postgres.operator", {"chart": "cloudnative-pg", "version": "^0.29", "repository": "https://x",
+                                   "namespace": "cnpg-system"}),
+        "api-platform:platform.postgres.operator.version",
+        "not an exact chart version",
+    ),
+    (
+        "sync replicas without standbys",
+        _with("postgres.instances", 1),
+        "api-platform:platform.postgres",
+        "synchronousReplicas (1) needs at least 2 instances",
+    ),
+    (
+        "backup without destination",
+        _with("postgres.backup.destinationPath", "bucket-without-scheme"),
+        "api-platform:platform.postgres.backup",
+        "destinationPath must be s3://<bucket>",
+    ),
+    (
+        "five-field cron",
+        _with("postgres.backup.schedule", "0 2 * * *"),
+        "api-platform:platform.postgres.backup",
+        "must have six fields",
+    ),
+    (
+        "prod without backups",
+        _with("postgres.backup", {"enabled": False}),
+        "api-platform:platform",
+        "postgres.backup.enabled must be true in prod",
+    ),
+    (
+        "prod with a small gateway",
+        _with("kong.autoscaling.minReplicas", 2),
+        "api-platform:platform",
+        "kong.autoscaling.minReplicas must be at least 3 in prod (got 2)",
+    ),
+    (
+        "prod with a single database instance",
+        _with("postgres", {**platform_object("prod")["postgres"], "instances": 2, "synchronousReplicas": 1}),
+        "api-platform:platform",
+        "postgres.instances must be at least 3 in prod (got 2)",
+    ),
+]
+
+# The connection budget: what 50 gateway pods could open must fit the pooler and PostgreSQL.
+BUDGET_CASES: list[tuple[str, Any, str]] = [
+    (
+        "pooler client connections",
+        _with("kong.pgPoolSize", 40),  # 50 x 2 x 40 = 4000 > 3 x 1000
+        "kong.autoscaling.maxReplicas (50) x kong.nginxWorkerProcesses (2) x kong.pgPoolSize (40) = 4000 client "
+        "connections exceed what the pooler accepts: postgres.pooler.instances (3) x maxClientConn (1000) = 3000",
+    ),
+    (
+        "pooler server connections",
+        _with("postgres.pooler.defaultPoolSize", 200),  # 3 x 200 = 600 > 500 - 20
+        "postgres.pooler.instances (3) x defaultPoolSize (200) = 600 server connections exceed "
+        "postgres.maxConnections - reservedConnections = 480",
+    ),
+    (
+        "no pooler",
+        _with("postgres.pooler.enabled", False),  # 50 x 2 x 4 = 400 is fine; lower max_connections
+        None,
+    ),
+    (
+        "read-only replicas",
+        _with("kong.pgRoPoolSize", 10),  # 50 x 2 x 10 = 1000 > 480
+        "1000 read-only connections could all land on one replica",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "words"), BUDGET_CASES, ids=[c[0] for c in BUDGET_CASES])
+def test_connection_budget_guard(case: str, raw: Any, words: str | None) -> None:
+    if words is None:
+        validate_platform(raw, "Pulumi.prod.yaml")  # within budget: accepted
+        raw["postgres"]["maxConnections"] = 300
+        words = "= 400 connections exceed postgres.maxConnections - reservedConnections = 280 (enable postgres.pooler"
+    message = _error(raw)
+    assert "api-platform:platform: connection budget: " in message, message
+    assert words in message, message
+
+
 @pytest.mark.parametrize(("case", "raw", "path", "words"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input_names_file_key_and_problem(case: str, raw: Any, path: str, words: str) -> None:
     message = _error(raw)

@@ -1,4 +1,5 @@
-// Command pulumi-resource-tls serves tls:index/privateKey:PrivateKey with the inputs and
+// Command pulumi-resource-tls serves tls:index/privateKey:PrivateKey and
+// tls:index/selfSignedCert:SelfSignedCert with the inputs and
 // outputs of the published pulumi-tls SDK.
 package main
 
@@ -121,6 +122,7 @@ func (privateKey) Create(in resource.PropertyMap) (resource.PropertyMap, error) 
 
 func main() {
 	provider.Serve("tls", version, map[string]provider.Resource{
-		"tls:index/privateKey:PrivateKey": privateKey{},
+		"tls:index/privateKey:PrivateKey":         privateKey{},
+		"tls:index/selfSignedCert:SelfSignedCert": selfSignedCert{},
 	})
 }

@@ -137,7 +137,7 @@ func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulum
 		props, err := plugin.MarshalProperties(outputs, marshal)
 		return &pulumirpc.CreateResponse{Properties: props}, err
 	}
-	computed, err := r.Create(inputs)
+	computed, err := r.Create(unwrapSecrets(inputs))
 	if err != nil {
 		return nil, err
 	}
@@ -216,3 +216,29 @@ func String(inputs resource.PropertyMap, key string, def string) string {
 	return def
 }
 
+// unwrapSecrets returns the inputs with every secret replaced by its value, for computing
+// outputs; the stored inputs keep their secret markers.
+func unwrapSecrets(m resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{}
+	for k, v := range m {
+		out[k] = unwrapValue(v)
+	}
+	return out
+}
+
+func unwrapValue(v resource.PropertyValue) resource.PropertyValue {
+	switch {
+	case v.IsSecret():
+		return unwrapValue(v.SecretValue().Element)
+	case v.IsObject():
+		return resource.NewObjectProperty(unwrapSecrets(v.ObjectValue()))
+	case v.IsArray():
+		items := make([]resource.PropertyValue, len(v.ArrayValue()))
+		for i, item := range v.ArrayValue() {
+			items[i] = unwrapValue(item)
+		}
+		return resource.NewArrayProperty(items)
+	default:
+		return v
+	}
+}
