@@ -96,12 +96,13 @@ class Resources:
         )
 
 
-def restricted_container_security() -> k8s.core.v1.SecurityContextArgs:
+def restricted_container_security(user: int | None = None) -> k8s.core.v1.SecurityContextArgs:
     """The Pod Security "restricted" profile plus a read-only root filesystem."""
     return k8s.core.v1.SecurityContextArgs(
         allow_privilege_escalation=False,
         read_only_root_filesystem=True,
         run_as_non_root=True,
+        run_as_user=user,
         capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
     )

@@ -172,13 +172,31 @@ class KongIngressController(pulumi.ComponentResource):
                                     http_get=health(path="/readyz", port="health"), period_seconds=10
                                 ),
                                 resources=args.resources.args(),
-                                security_context=restricted_container_security(),
+                                security_context=restricted_container_security(CONTROLLER_USER),
                             )
                         ],
                     ),
                 ),
             ),
             opts=child(self, [cluster_binding, binding, *([self.crds] if self.crds else [])]),
+        )
+        # The controller only dials out (API server, Kong's admin API); it accepts health checks.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=meta(CONTROLLER_NAME, ns, labels),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=HEALTH_PORT, protocol="TCP")],
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
+                        ],
+                    )
+                ],
+            ),
+            opts=child(self),
         )
         if args.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(

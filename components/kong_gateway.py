@@ -213,6 +213,8 @@ class KongGateway(pulumi.ComponentResource):
             "KONG_ADMIN_LISTEN": f"0.0.0.0:{ADMIN_TLS_PORT} http2 ssl",
             "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
             "KONG_ADMIN_GUI_LISTEN": "off",
+            # TLS 1.3 only: Kong ignores KONG_SSL_PROTOCOLS unless the suite is `custom`.
+            "KONG_SSL_CIPHER_SUITE": "modern",
             "KONG_STREAM_LISTEN": "off",
             "KONG_CLUSTER_LISTEN": "off",
             "KONG_PORT_MAPS": f"80:{PROXY_PORT}, 443:{PROXY_TLS_PORT}",

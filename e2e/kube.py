@@ -26,11 +26,15 @@ import yaml
 PART_OF = "app.kubernetes.io/part-of=api-platform"
 
 
-class CrdLoader(yaml.SafeLoader):
+# libyaml's loader when PyYAML has it: the CRDs are about 9 MB of YAML.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class CrdLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """SafeLoader that reads a bare `=` as a string (YAML 1.1 would make it the `value` tag)."""
 
 
-def _value_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+def _value_as_string(loader: Any, node: yaml.Node) -> str:
     assert isinstance(node, yaml.ScalarNode)
     return str(loader.construct_scalar(node))
 

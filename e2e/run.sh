@@ -4,8 +4,8 @@
 #
 #   e2e/run.sh [STACK ...]        default: dev prod
 #
-# For each stack: preview (with the policy pack when present) -> up -> preview that must show
-# no changes -> read back from the API server -> destroy -> nothing left behind.
+# For each stack: preview with the policy pack (prod: mandatory, dev: advisory) -> up -> preview
+# that must show no changes -> read back from the API server -> destroy -> nothing left behind.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=e2e/lib.sh
@@ -34,11 +34,25 @@ trap cleanup EXIT
 step cluster-up cluster_up "$WORK/cluster"
 pulumi_workspace "$WORK"
 cd "$WORK/project"
-POLICY=()
-[ -f policy/PulumiPolicy.yaml ] && POLICY=(--policy-pack "$WORK/project/policy")
+# The policy pack must bite: an image from a registry it does not allow fails prod's preview
+# (mandatory) and is only reported in dev (advisory).
+policy_enforced() {
+  local stack="$1" out rc
+  pulumi config set --path platform.kong.image registry.invalid/kong:3.9.1
+  set +e; out="$(pulumi preview --non-interactive "${POLICY[@]}" 2>&1)"; rc=$?; set -e
+  pulumi config rm --path platform.kong.image
+  grep -q "pinned-images" <<<"$out" || { echo "$out" >&2; echo "no pinned-images violation reported" >&2; return 1; }
+  if [ "$stack" = prod ]; then
+    [ $rc -ne 0 ] || { echo "prod preview passed despite a mandatory violation" >&2; return 1; }
+  else
+    [ $rc -eq 0 ] || { echo "$out" >&2; echo "dev preview failed on an advisory violation" >&2; return 1; }
+  fi
+}
 
 for stack in "${STACKS[@]}"; do
+  POLICY=(--policy-pack "$WORK/project/policy" --policy-pack-config "$WORK/project/policy/config/$stack.json")
   select_stack "$stack"
+  step "$stack:policy-enforced" policy_enforced "$stack"
   step "$stack:preview" pulumi preview --non-interactive --diff "${POLICY[@]}"
   step "$stack:up" pulumi up --yes --non-interactive --skip-preview "${POLICY[@]}"
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes

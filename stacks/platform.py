@@ -187,4 +187,5 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             "pooler": database.pooler_host,
         },
         "databaseCredentialsSecret": pulumi.Output.concat(cfg.namespaces.database.name, "/", database.app_secret_name),
+        "kongDatabaseSecret": f"{cfg.namespaces.gateway.name}/{database.client_secret_name}",
     }

@@ -125,14 +125,17 @@ class Recording:
         return [r for r in self.resources if r.custom and r.type.startswith("kubernetes:") and r.kind]
 
 
-def _unwrap_secrets(value: Any) -> Any:
-    """The value with every secret wrapper replaced by what it wraps."""
+def _plain(value: Any) -> Any:
+    """The value with every secret wrapper replaced by what it wraps, and whole numbers as ints
+    (protobuf carries every number as a double)."""
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == SECRET_VALUE:
-            return _unwrap_secrets(value.get("value"))
-        return {k: _unwrap_secrets(v) for k, v in value.items()}
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unwrap_secrets(v) for v in value]
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -187,7 +190,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     type=request.type,
                     name=request.name,
-                    inputs=_unwrap_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+                    inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     provider=request.provider,

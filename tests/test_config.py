@@ -135,8 +135,10 @@ BAD_INPUTS += [
     ("untagged image", _with("kong.image", "kong"), "api-platform:platform.kong.image", "pinned tag or digest"),
     (
         "chart version range",
-        _with("postgres.operator", {"chart": "cloudnative-pg", "version": "^0.29", "repository": "https://x",
-                                   "namespace": "cnpg-system"}),
+        _with(
+            "postgres.operator",
+            {"chart": "cloudnative-pg", "version": "^0.29", "repository": "https://x", "namespace": "cnpg-system"},
+        ),
         "api-platform:platform.postgres.operator.version",
         "not an exact chart version",
     ),
@@ -179,7 +181,7 @@ BAD_INPUTS += [
 ]
 
 # The connection budget: what 50 gateway pods could open must fit the pooler and PostgreSQL.
-BUDGET_CASES: list[tuple[str, Any, str]] = [
+BUDGET_CASES: list[tuple[str, Any, str | None]] = [
     (
         "pooler client connections",
         _with("kong.pgPoolSize", 40),  # 50 x 2 x 40 = 4000 > 3 x 1000

@@ -57,6 +57,7 @@ def test_read_write_and_read_only_endpoints(recording: Recording) -> None:
         "pooler": "kong-pg-pooler-rw.databases.svc",
     }
     assert recording.outputs["databaseCredentialsSecret"] == "databases/kong-pg-app-credentials"
+    assert recording.outputs["kongDatabaseSecret"] == "kong/kong-pg-client"
 
 
 def test_pooler_fronts_the_primary_in_session_mode(recordings: dict[str, Recording]) -> None:

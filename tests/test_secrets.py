@@ -20,8 +20,9 @@ def test_prod_backups_need_both_credentials() -> None:
 
 def test_a_secret_set_in_plain_text_is_refused() -> None:
     plain = {"api-platform:backupAccessKeyId": "AKIA-PLAIN"}
-    run = run_program("prod", secrets={k: v for k, v in PLACEHOLDER_SECRETS.items() if k not in plain},
-                      extra_config=plain)
+    run = run_program(
+        "prod", secrets={k: v for k, v in PLACEHOLDER_SECRETS.items() if k not in plain}, extra_config=plain
+    )
     assert isinstance(run.error, pulumi.RunError)
     assert "api-platform:backupAccessKeyId: is stored in plain text" in str(run.error)
     assert run.resources == []

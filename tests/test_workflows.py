@@ -1,0 +1,66 @@
+"""The GitHub workflows: actionlint-clean, and wired as the README says."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.harness import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def test_actionlint_accepts_the_workflows() -> None:
+    result = subprocess.run([ROOT / "scripts" / "lint-workflows"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    subprocess.run([ROOT / "scripts" / "lint-workflows"], capture_output=True, check=True)  # builds it once
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
+    binary = next(Path.home().glob(".cache/api-platform/tools/actionlint-*/actionlint"))
+    result = subprocess.run([binary, "-no-color", broken], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "nope" in result.stdout
+
+
+def _steps(workflow: str, job: str) -> list[dict[str, object]]:
+    document = yaml.safe_load((WORKFLOWS / workflow).read_text())
+    return list(document["jobs"][job]["steps"])
+
+
+def test_pull_requests_run_the_tests_then_preview_each_stack_with_the_policy_pack() -> None:
+    document = yaml.safe_load((WORKFLOWS / "pull-request.yml").read_text())
+    assert document["permissions"]["pull-requests"] == "write"
+    assert any(step.get("run") == "scripts/test" for step in _steps("pull-request.yml", "test"))
+    assert document["jobs"]["preview"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    action = next(
+        s for s in _steps("pull-request.yml", "preview") if str(s.get("uses", "")).startswith("pulumi/actions")
+    )
+    inputs = action["with"]
+    assert isinstance(inputs, dict)
+    assert inputs["command"] == "preview" and inputs["comment-on-pr"] is True
+    assert inputs["policyPacks"] == "policy"
+    assert inputs["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+
+
+def test_main_deploys_dev_then_prod_behind_an_approval() -> None:
+    document = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    deploy = document["jobs"]["deploy"]
+    assert deploy["needs"] == "test"
+    assert deploy["strategy"]["max-parallel"] == 1
+    assert [m["stack"] for m in deploy["strategy"]["matrix"]["include"]] == ["dev", "prod"]
+    assert {"stack": "prod", "environment": "production"} in deploy["strategy"]["matrix"]["include"]
+    action = next(s for s in _steps("deploy.yml", "deploy") if str(s.get("uses", "")).startswith("pulumi/actions"))
+    assert isinstance(action["with"], dict) and action["with"]["command"] == "up"
+
+
+def test_policy_configs_exist_for_every_stack() -> None:
+    for stack_file in ROOT.glob("Pulumi.*.yaml"):
+        stack = stack_file.name.split(".")[1]
+        assert (ROOT / "policy" / "config" / f"{stack}.json").exists(), stack
