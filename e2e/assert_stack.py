@@ -71,6 +71,23 @@ def differences(declared: Any, live: Any, path: str = "") -> list[str]:
     return []
 
 
+def adr_checks(kube: Kube, stack: str) -> list[str]:
+    """The ADR's numbers, read from the server as such (on top of the field-by-field comparison)."""
+    hpa = kube.get("/apis/autoscaling/v2/namespaces/kong/horizontalpodautoscalers/kong")["spec"]
+    expected = (3, 50) if stack == "prod" else (hpa["minReplicas"], hpa["maxReplicas"])
+    problems = []
+    if (hpa["minReplicas"], hpa["maxReplicas"]) != expected:
+        problems.append(f"gateway HPA scales {hpa['minReplicas']}-{hpa['maxReplicas']}, expected 3-50")
+    deployment = kube.get("/apis/apps/v1/namespaces/kong/deployments/kong")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if env["KONG_DATABASE"].get("value") != "postgres" or "secretKeyRef" not in env["KONG_PG_PASSWORD"]["valueFrom"]:
+        problems.append("Kong is not configured for PostgreSQL with a password from a Secret")
+    if env["KONG_SSL_CIPHER_SUITE"].get("value") != "modern":
+        problems.append("Kong does not enforce TLS 1.3 (KONG_SSL_CIPHER_SUITE)")
+    print(f"{stack}: gateway HPA {hpa['minReplicas']}-{hpa['maxReplicas']}, KONG_DATABASE=postgres, TLS 1.3 only")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     stack, gone = argv[0], "--gone" in argv
     recording = run_program(stack, mutate=e2e_overrides)
@@ -96,6 +113,8 @@ def main(argv: list[str]) -> int:
         if not problems or time.monotonic() > deadline:
             break
         time.sleep(2)
+    if not gone:
+        problems += adr_checks(kube, stack)
     verb = "absent" if gone else "stored as declared"
     if problems:
         print(f"{stack}: {len(problems)} problem(s):", *problems, sep="\n  ", file=sys.stderr)

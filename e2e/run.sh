@@ -49,9 +49,25 @@ policy_enforced() {
   fi
 }
 
+# A bad stack file is refused by the real engine with the one readable message, no traceback,
+# and nothing registered.
+bad_config_refused() {
+  local out rc
+  # Keys absent from the committed stack files, so removing them restores the stack as it was.
+  pulumi config set --path platform.kong.autoscalling.minReplicas 3
+  pulumi config set --path platform.kong.maxUnavailable 0
+  set +e; out="$(pulumi preview --non-interactive 2>&1)"; rc=$?; set -e
+  pulumi config rm --path platform.kong.autoscalling
+  pulumi config rm --path platform.kong.maxUnavailable
+  grep -q "Pulumi.$1.yaml: invalid stack configuration" <<<"$out" && [ $rc -ne 0 ] &&
+    ! grep -q "Traceback" <<<"$out" && ! grep -qE "^ *\+ +kubernetes:" <<<"$out" ||
+    { echo "$out" >&2; return 1; }
+}
+
 for stack in "${STACKS[@]}"; do
   POLICY=(--policy-pack "$WORK/project/policy" --policy-pack-config "$WORK/project/policy/config/$stack.json")
   select_stack "$stack"
+  step "$stack:bad-config-refused" bad_config_refused "$stack"
   step "$stack:policy-enforced" policy_enforced "$stack"
   step "$stack:preview" pulumi preview --non-interactive --diff "${POLICY[@]}"
   step "$stack:up" pulumi up --yes --non-interactive --skip-preview "${POLICY[@]}"
