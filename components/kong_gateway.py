@@ -8,6 +8,7 @@ ingress controller reach the admin API, and migration Jobs named after the image
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -88,9 +89,19 @@ class KongGatewayArgs:
     readiness_failover_tolerance_seconds: int = 90
     termination_grace_seconds: int = 60
     proxy: ProxyServiceSpec = field(default_factory=ProxyServiceSpec)
-    # Settings other capabilities add (TLS, tracing, plugins), as KONG_* environment variables.
+    # Settings other capabilities add (TLS, tracing, ...), as KONG_* environment variables.
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Custom Lua plugins: plugin name -> {file name: source}, mounted at /opt/kong/plugins/<name>.
+    custom_plugins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def plugins_checksum(plugins: Mapping[str, Mapping[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for plugin, files in sorted(plugins.items()):
+        for file_name, source in sorted(files.items()):
+            digest.update(f"{plugin}/{file_name}\0{source}\0".encode())
+    return digest.hexdigest()
 
 
 def version_slug(image: str) -> str:
@@ -111,6 +122,15 @@ class KongGateway(pulumi.ComponentResource):
         self.labels = app_labels(name, "gateway")
         selector = selector_labels(self.labels)
 
+        self.plugin_config_maps = [
+            k8s.core.v1.ConfigMap(
+                f"{name}-plugin-{plugin}",
+                metadata=meta(f"{name}-plugin-{plugin}", ns, self.labels),
+                data=dict(files),
+                opts=child(self),
+            )
+            for plugin, files in sorted(args.custom_plugins.items())
+        ]
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
             metadata=meta(name, ns, self.labels),
@@ -119,7 +139,10 @@ class KongGateway(pulumi.ComponentResource):
         )
         slug = version_slug(args.image)
         up = self._migration_job(
-            f"{name}-migrations-up", f"{name}-migrations-up-{slug}", MIGRATIONS_UP, args.depends_on
+            f"{name}-migrations-up",
+            f"{name}-migrations-up-{slug}",
+            MIGRATIONS_UP,
+            [*args.depends_on, *self.plugin_config_maps],
         )
         self.deployment = self._deployment(selector, [up])
         self._migration_job(
@@ -232,6 +255,7 @@ class KongGateway(pulumi.ComponentResource):
             "KONG_ANONYMOUS_REPORTS": "off",
             "KONG_KIC": "on",
             "KONG_LUA_PACKAGE_PATH": "/opt/?.lua;/opt/?/init.lua;;",
+            "KONG_PLUGINS": ",".join(["bundled", *sorted(args.custom_plugins)]),
             **args.extra_env,
         }
         env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(values.items())]
@@ -265,6 +289,16 @@ class KongGateway(pulumi.ComponentResource):
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 - an emptyDir
             k8s.core.v1.VolumeMountArgs(name="postgres-ca", mount_path=PG_CA_MOUNT, read_only=True),
         ]
+        for plugin in sorted(self._args.custom_plugins):
+            volume = f"plugin-{plugin}"
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name=volume, config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{self._name}-plugin-{plugin}")
+                )
+            )
+            mounts.append(
+                k8s.core.v1.VolumeMountArgs(name=volume, mount_path=f"/opt/kong/plugins/{plugin}", read_only=True)
+            )
         return volumes, mounts
 
     def _container(self, name: str, **extra: object) -> k8s.core.v1.ContainerArgs:
@@ -357,7 +391,11 @@ class KongGateway(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=self.labels,
-                        annotations={"kuma.io/gateway": "enabled"},
+                        annotations={
+                            "kuma.io/gateway": "enabled",
+                            # Lua modules load at start: a changed plugin must restart the pods.
+                            "checksum/plugins": plugins_checksum(args.custom_plugins),
+                        },
                     ),
                     spec=self._pod_spec(
                         container,

@@ -373,6 +373,221 @@ class KongConfig(StrictModel):
         return self.image.rsplit(":", 1)[-1]
 
 
+# ---- TLS and the API catalogue ----------------------------------------------------------------
+
+HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _hostname(value: str) -> str:
+    if not HOSTNAME.match(value):
+        raise ValueError(f"{value!r} is not a DNS hostname")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
+
+
+class CertManagerConfig(StrictModel):
+    """cert-manager and the platform's issuers."""
+
+    release: HelmReleaseConfig = HelmReleaseConfig(
+        chart="cert-manager", version="v1.21.1", repository="https://charts.jetstack.io", namespace="cert-manager"
+    )
+    acme_email: str | None = Field(
+        default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="enables the Let's Encrypt issuer (HTTP-01 via Kong)"
+    )
+    acme_server: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory",
+        pattern=r"^https://",
+        description="ACME directory (use the staging URL while testing)",
+    )
+    issuer: Literal["internal-ca", "letsencrypt"] = Field(
+        default="internal-ca", description="which ClusterIssuer signs the gateway's certificates"
+    )
+    certificate_duration: str = Field(default="2160h", pattern=r"^[0-9]+h$")
+    renew_before: str = Field(default="720h", pattern=r"^[0-9]+h$")
+
+    @model_validator(mode="after")
+    def _letsencrypt_needs_email(self) -> CertManagerConfig:
+        if self.issuer == "letsencrypt" and not self.acme_email:
+            raise ValueError("issuer letsencrypt needs acmeEmail")
+        if int(self.renew_before[:-1]) >= int(self.certificate_duration[:-1]):
+            raise ValueError(f"renewBefore ({self.renew_before}) must be shorter than certificateDuration")
+        return self
+
+
+class RateLimitConfig(StrictModel):
+    """Requests allowed per window: by client IP on public APIs, by consumer on authenticated ones."""
+
+    second: int | None = Field(default=None, ge=1)
+    minute: int | None = Field(default=None, ge=1)
+    hour: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_window(self) -> RateLimitConfig:
+        if self.second is None and self.minute is None and self.hour is None:
+            raise ValueError("set at least one of second, minute, hour")
+        return self
+
+
+class BackendConfig(StrictModel):
+    """The pods an API routes to (Kong reaches them through a Service the platform owns)."""
+
+    namespace: K8sName
+    selector: dict[str, str] = Field(min_length=1, description="labels of the backend pods")
+    port: int = Field(ge=1, le=65535)
+    health_path: str = Field(default="/healthz", pattern=r"^/", description="active health check path")
+
+
+class AiRouteConfig(StrictModel):
+    """One model's upstream, for the ai-router plugin."""
+
+    model: str = Field(min_length=1)
+    host: str = Field(min_length=1, description="upstream host, e.g. gpt.ai-services.svc")
+    port: int = Field(ge=1, le=65535)
+
+
+class AiFallbackConfig(StrictModel):
+    """A fallback upstream and its share of unrouted AI traffic."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    weight: int = Field(ge=1, le=1000)
+
+
+class AiRoutingConfig(StrictModel):
+    """Route AI requests by model (header, else JSON body field) with a weighted fallback."""
+
+    header: str = "x-model"
+    body_field: str | None = "model"
+    routes: list[AiRouteConfig] = Field(default_factory=list)
+    fallback: list[AiFallbackConfig] = Field(min_length=1)
+
+
+class ApiConfig(StrictModel):
+    """One API of the catalogue."""
+
+    name: K8sName
+    hosts: list[Hostname] = Field(min_length=1)
+    paths: list[str] = Field(default_factory=lambda: ["/"])
+    backend: BackendConfig
+    auth: Literal["jwt", "key-auth", "oauth2", "none"] = "jwt"
+    allowed_groups: list[K8sName] = Field(default_factory=list, description="consumer groups (ACL) allowed")
+    scopes: list[str] = Field(default_factory=list, description="OAuth2 scopes (auth oauth2)")
+    rate_limit: RateLimitConfig = RateLimitConfig(minute=600)
+    retries: int = Field(default=2, ge=0, le=10)
+    connect_timeout_ms: int = Field(default=2000, ge=1)
+    read_timeout_ms: int = Field(default=60000, ge=1)
+    write_timeout_ms: int = Field(default=60000, ge=1)
+    max_body_mb: int = Field(default=8, ge=1, le=1024)
+    ai_routing: AiRoutingConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiConfig:
+        for path in self.paths:
+            if not path.startswith("/"):
+                raise ValueError(f"API {self.name}: path {path!r} must start with /")
+        if self.auth == "none" and self.allowed_groups:
+            raise ValueError(f"API {self.name}: allowedGroups need an authenticated API (auth is none)")
+        if self.scopes and self.auth != "oauth2":
+            raise ValueError(f"API {self.name}: scopes apply to auth oauth2 only")
+        return self
+
+
+def _rsa_public_key(value: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey  # noqa: PLC0415 - only here
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+
+    try:
+        key = load_pem_public_key(value.encode())
+    except ValueError:
+        raise ValueError("is not a PEM public key") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("is not an RSA public key (RS256 needs RSA)")
+    if key.key_size < 2048:
+        raise ValueError(f"is a {key.key_size}-bit RSA key; RS256 needs at least 2048 bits")
+    return value
+
+
+class JwtKeyConfig(StrictModel):
+    """An RS256 verification key: the issuer's public key (the JWT `iss` claim names it)."""
+
+    issuer: str = Field(min_length=1, description="value of the token's iss claim")
+    public_key: Annotated[str, AfterValidator(_rsa_public_key)]
+
+
+class ConsumerConfig(StrictModel):
+    """An API consumer and its credentials."""
+
+    username: K8sName
+    groups: list[K8sName] = Field(default_factory=list)
+    jwt_keys: list[JwtKeyConfig] = Field(default_factory=list, description="RS256 public keys of external issuers")
+    generate_jwt_key: bool = Field(default=False, description="generate an RS256 key pair for a service client")
+    api_key_rotations: list[str] = Field(
+        default_factory=list,
+        description="one API key per rotation id; add a new id to rotate, drop the old one to revoke it",
+    )
+    oauth2_client: bool = Field(default=False, description="an OAuth2 client-credentials client")
+
+    @model_validator(mode="after")
+    def _unique_rotations(self) -> ConsumerConfig:
+        if len(set(self.api_key_rotations)) != len(self.api_key_rotations):
+            raise ValueError(f"consumer {self.username}: apiKeyRotations repeat an id")
+        for rotation in self.api_key_rotations:
+            _dns_label(rotation)
+        return self
+
+
+class EdgeProtectionConfig(StrictModel):
+    """DDoS guards at the edge (coarse per-client limits live in the mesh)."""
+
+    ip_allow_list: list[str] = Field(default_factory=list, description="CIDRs; when set, all others are refused")
+    ip_deny_list: list[str] = Field(default_factory=list)
+    bot_deny_user_agents: list[str] = Field(default_factory=lambda: ["(?i)masscan", "(?i)sqlmap", "(?i)nikto"])
+    client_header_timeout_s: int = Field(default=10, ge=1, le=300)
+    client_body_timeout_s: int = Field(default=30, ge=1, le=600)
+
+
+class ApisConfig(StrictModel):
+    """The API catalogue: APIs, consumers and the gateway-wide edge settings."""
+
+    apis: list[ApiConfig] = Field(default_factory=list)
+    consumers: list[ConsumerConfig] = Field(default_factory=list)
+    rate_limit_policy: Literal["local", "redis", "cluster"] = Field(
+        default="local", description="local: per-pod counters; redis: shared; cluster: in PostgreSQL"
+    )
+    redis_host: str | None = None
+    edge: EdgeProtectionConfig = EdgeProtectionConfig()
+    trusted_ips: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"], description="proxies whose client-IP header Kong trusts"
+    )
+    real_ip_header: str = "X-Forwarded-For"
+    oauth2_token_ttl_s: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _catalogue(self) -> ApisConfig:
+        names = [a.name for a in self.apis]
+        if len(set(names)) != len(names):
+            raise ValueError(f"API names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+        users = [c.username for c in self.consumers]
+        if len(set(users)) != len(users):
+            raise ValueError(f"consumer usernames repeat: {sorted({u for u in users if users.count(u) > 1})}")
+        groups = {g for c in self.consumers for g in c.groups}
+        routes: dict[tuple[str, str], str] = {}
+        for api in self.apis:
+            unknown = sorted(set(api.allowed_groups) - groups)
+            if unknown:
+                raise ValueError(f"API {api.name}: allowedGroups {unknown} are not the group of any consumer")
+            for host in api.hosts:
+                for path in api.paths:
+                    other = routes.setdefault((host, path), api.name)
+                    if other != api.name:
+                        raise ValueError(f"API {api.name}: {host}{path} is already routed by API {other}")
+        if self.rate_limit_policy == "redis" and not self.redis_host:
+            raise ValueError("rateLimitPolicy redis needs redisHost")
+        return self
+
+
 class PlatformConfig(StrictModel):
     """The whole `api-platform:platform` object of a stack."""
 
@@ -386,6 +601,8 @@ class PlatformConfig(StrictModel):
     )
     postgres: PostgresConfig = Field(default=PostgresConfig(), description="HA PostgreSQL behind Kong")
     kong: KongConfig = Field(default=KongConfig(), description="the gateway and its ingress controller")
+    cert_manager: CertManagerConfig = Field(default=CertManagerConfig(), description="TLS certificates")
+    catalogue: ApisConfig = Field(default=ApisConfig(), description="APIs, consumers and edge protection")
 
     @property
     def is_prod(self) -> bool:

@@ -9,7 +9,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from pathlib import Path
+
+from components.cert_manager import CertManager, CertManagerArgs
 from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
+from components.kong_apis import AiRoutingSpec, ApiSpec, KongApis, KongApisArgs
+from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
 from components.kong_controller import KongIngressController, KongIngressControllerArgs, controller_selector
 from components.kong_gateway import (
     AutoscalingSpec,
@@ -20,8 +25,27 @@ from components.kong_gateway import (
 )
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
-from stacks.config import ClusterConfig, HelmReleaseConfig, PlatformConfig, ResourcesConfig, quantity_value
+from stacks.config import (
+    ApiConfig,
+    ClusterConfig,
+    HelmReleaseConfig,
+    PlatformConfig,
+    ResourcesConfig,
+    quantity_value,
+)
 from stacks.secrets import StackSecrets
+
+
+PLUGINS_DIR = Path(__file__).resolve().parent.parent / "kong-plugins"
+
+
+def custom_plugins() -> dict[str, dict[str, str]]:
+    """The Lua plugins shipped with the platform: kong-plugins/<name>/{handler,schema}.lua."""
+    return {
+        plugin.name: {f.name: f.read_text() for f in sorted(plugin.glob("*.lua"))}
+        for plugin in sorted(PLUGINS_DIR.iterdir())
+        if (plugin / "handler.lua").exists()
+    }
 
 
 def await_annotations(cluster: ClusterConfig) -> dict[str, str]:
@@ -54,7 +78,9 @@ def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig) -> HelmChart | No
     return HelmChart(cfg.chart, cfg.version, cfg.repository, cfg.namespace, cfg.values)
 
 
-def postgres_args(cfg: PlatformConfig, secrets: StackSecrets) -> PostgresClusterArgs:
+def postgres_args(
+    cfg: PlatformConfig, secrets: StackSecrets, depends_on: list[pulumi.Resource] | None = None
+) -> PostgresClusterArgs:
     pg = cfg.postgres
     memory_mib = int(quantity_value(pg.resources.limits.memory) / 2**20)
     backup = None
@@ -100,6 +126,51 @@ def postgres_args(cfg: PlatformConfig, secrets: StackSecrets) -> PostgresCluster
         client_namespaces=[cfg.namespaces.gateway.name],
         operator=to_chart(pg.operator, cfg),
         barman_plugin=to_chart(pg.barman_plugin, cfg),
+        depends_on=list(depends_on or []),
+    )
+
+
+def edge_env(cfg: PlatformConfig) -> dict[str, str]:
+    """Client IPs behind the load balancer, and nginx timeouts that shed slow clients."""
+    edge = cfg.catalogue.edge
+    return {
+        "KONG_TRUSTED_IPS": ",".join(cfg.catalogue.trusted_ips),
+        "KONG_REAL_IP_HEADER": cfg.catalogue.real_ip_header,
+        "KONG_REAL_IP_RECURSIVE": "on",
+        "KONG_NGINX_HTTP_CLIENT_HEADER_TIMEOUT": f"{edge.client_header_timeout_s}s",
+        "KONG_NGINX_HTTP_CLIENT_BODY_TIMEOUT": f"{edge.client_body_timeout_s}s",
+        "KONG_NGINX_HTTP_KEEPALIVE_TIMEOUT": "60s",
+        "KONG_NGINX_HTTP_LARGE_CLIENT_HEADER_BUFFERS": "4 16k",
+    }
+
+
+def api_spec(api: ApiConfig) -> ApiSpec:
+    routing = None
+    if api.ai_routing:
+        routing = AiRoutingSpec(
+            header=api.ai_routing.header,
+            body_field=api.ai_routing.body_field,
+            routes=[r.model_dump() for r in api.ai_routing.routes],
+            fallback=[f.model_dump() for f in api.ai_routing.fallback],
+        )
+    return ApiSpec(
+        name=api.name,
+        hosts=list(api.hosts),
+        paths=list(api.paths),
+        namespace=api.backend.namespace,
+        selector=dict(api.backend.selector),
+        port=api.backend.port,
+        health_path=api.backend.health_path,
+        auth=api.auth,
+        allowed_groups=list(api.allowed_groups),
+        scopes=list(api.scopes),
+        rate_limit=api.rate_limit.model_dump(exclude_none=True),
+        retries=api.retries,
+        connect_timeout_ms=api.connect_timeout_ms,
+        read_timeout_ms=api.read_timeout_ms,
+        write_timeout_ms=api.write_timeout_ms,
+        max_body_mb=api.max_body_mb,
+        ai_routing=routing,
     )
 
 
@@ -136,6 +207,8 @@ def kong_args(cfg: PlatformConfig, database: PostgresCluster) -> KongGatewayArgs
             external_traffic_policy=kong.proxy.external_traffic_policy,
             load_balancer_source_ranges=list(kong.proxy.load_balancer_source_ranges),
         ),
+        extra_env=edge_env(cfg),
+        custom_plugins=custom_plugins(),
         depends_on=[database],
     )
 
@@ -157,11 +230,24 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         on_cluster,
     )
     in_namespaces = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespaces]))
+    ingress_class = cfg.kong.controller.ingress_class
 
-    database = PostgresCluster("postgres", postgres_args(cfg, secrets), in_namespaces)
+    certificates = CertManager(
+        "cert-manager",
+        CertManagerArgs(
+            namespace=cfg.cert_manager.release.namespace,
+            release=to_chart(cfg.cert_manager.release, cfg),
+            ingress_class=ingress_class,
+            acme_email=cfg.cert_manager.acme_email,
+            acme_server=cfg.cert_manager.acme_server,
+        ),
+        on_cluster,
+    )
+    # The Barman Cloud plugin needs cert-manager.
+    database = PostgresCluster("postgres", postgres_args(cfg, secrets, [certificates]), in_namespaces)
     gateway = KongGateway("kong", kong_args(cfg, database), in_namespaces)
     controller_cfg = cfg.kong.controller
-    KongIngressController(
+    controller = KongIngressController(
         "kong-controller",
         KongIngressControllerArgs(
             namespace=cfg.namespaces.gateway.name,
@@ -174,6 +260,45 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             crds_url=controller_cfg.crds_url if controller_cfg.install_crds and cfg.install_operators else None,
         ),
         pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(depends_on=[gateway])),
+    )
+    catalogue = cfg.catalogue
+    KongApis(
+        "apis",
+        KongApisArgs(
+            apis=[api_spec(api) for api in catalogue.apis],
+            ingress_class=ingress_class,
+            issuer=certificates.acme_issuer if cfg.cert_manager.issuer == "letsencrypt" else certificates.ca_issuer,
+            certificate_duration=cfg.cert_manager.certificate_duration,
+            renew_before=cfg.cert_manager.renew_before,
+            rate_limit_policy=catalogue.rate_limit_policy,
+            redis_host=catalogue.redis_host,
+            oauth2_token_ttl_s=catalogue.oauth2_token_ttl_s,
+            ip_allow_list=list(catalogue.edge.ip_allow_list),
+            ip_deny_list=list(catalogue.edge.ip_deny_list),
+            bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
+            depends_on=[controller, certificates],
+        ),
+        in_namespaces,
+    )
+    consumers = KongConsumers(
+        "consumers",
+        KongConsumersArgs(
+            namespace=cfg.namespaces.gateway.name,
+            ingress_class=ingress_class,
+            consumers=[
+                ConsumerSpec(
+                    username=c.username,
+                    groups=list(c.groups),
+                    jwt_keys=[JwtKey(k.issuer, k.public_key) for k in c.jwt_keys],
+                    generate_jwt_key=c.generate_jwt_key,
+                    api_key_rotations=list(c.api_key_rotations),
+                    oauth2_client=c.oauth2_client,
+                )
+                for c in catalogue.consumers
+            ],
+            depends_on=[controller],
+        ),
+        in_namespaces,
     )
 
     return {
@@ -188,4 +313,8 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         },
         "databaseCredentialsSecret": pulumi.Output.concat(cfg.namespaces.database.name, "/", database.app_secret_name),
         "kongDatabaseSecret": f"{cfg.namespaces.gateway.name}/{database.client_secret_name}",
+        "apiHosts": sorted({host for api in catalogue.apis for host in api.hosts}),
+        "consumerApiKeys": pulumi.Output.secret(consumers.api_keys),
+        "consumerOauth2Clients": pulumi.Output.secret(consumers.oauth2_clients),
+        "consumerJwtPrivateKeys": pulumi.Output.secret(consumers.jwt_private_keys),
     }

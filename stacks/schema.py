@@ -101,7 +101,7 @@ def reference_markdown() -> str:
     for model in _models():
         definition = schema[model.__name__]
         required = set(definition.get("required", []))
-        lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0], ""]
+        lines += [f"## {model.__name__}", "", (model.__doc__ or model.__name__).strip().splitlines()[0], ""]
         lines += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
         fields = {(f.alias or n): f for n, f in model.model_fields.items()}
         for key, prop in definition.get("properties", {}).items():

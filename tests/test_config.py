@@ -61,7 +61,12 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 # (description, raw object, key path the message must name, words the message must contain)
 BAD_INPUTS: list[tuple[str, Any, str, str]] = [
-    ("unknown top-level key", _with("gatway", {}), "api-platform:platform.gatway", "unknown key (allowed: cluster"),
+    (
+        "unknown top-level key",
+        _with("gatway", {}),
+        "api-platform:platform.gatway",
+        "unknown key (allowed: catalogue, certManager, cluster",
+    ),
     ("unknown nested key", _with("cluster.contxt", "x"), "api-platform:platform.cluster.contxt", "unknown key"),
     ("wrong type", _with("cluster.skipAwait", "sometimes"), "api-platform:platform.cluster.skipAwait", "boolean"),
     ("bad enum", _with("environment", "staging"), "api-platform:platform.environment", "'dev' or 'prod'"),

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from tests.harness import Recording
+from tests.harness import Recording, RecordedResource
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 
 
+def platform_namespaces(run: Recording) -> list[RecordedResource]:
+    component = run.one("platform:namespaces:PlatformNamespaces")
+    return [r for r in run.children_of(component) if r.type == NAMESPACE]
+
+
 def test_each_configured_namespace_exists_once(recordings: dict[str, Recording]) -> None:
-    assert sorted(r.metadata["name"] for r in recordings["dev"].of_type(NAMESPACE)) == [
+    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["dev"])) == [
         "ai-services",
         "databases",
         "kong",
     ]
-    assert sorted(r.metadata["name"] for r in recordings["prod"].of_type(NAMESPACE)) == [
+    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["prod"])) == [
         "ai-batch",
         "ai-services",
         "databases",
@@ -22,13 +27,13 @@ def test_each_configured_namespace_exists_once(recordings: dict[str, Recording])
 
 
 def test_pod_security_is_enforced_warned_and_audited(recording: Recording) -> None:
-    for ns in recording.of_type(NAMESPACE):
+    for ns in platform_namespaces(recording):
         for mode in ("enforce", "warn", "audit"):
             assert ns.labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
 
 def test_mesh_injection_follows_config(recording: Recording) -> None:
-    injection = {ns.metadata["name"]: ns.labels["kuma.io/sidecar-injection"] for ns in recording.of_type(NAMESPACE)}
+    injection = {ns.metadata["name"]: ns.labels["kuma.io/sidecar-injection"] for ns in platform_namespaces(recording)}
     assert injection["kong"] == "enabled"
     assert injection["ai-services"] == "enabled"
     assert injection["databases"] == "disabled"

@@ -124,7 +124,7 @@ def test_dev_has_no_backups(recordings: dict[str, Recording]) -> None:
 
 
 def test_database_password_is_generated_and_only_held_as_a_secret(recording: Recording) -> None:
-    password = recording.one("random:index/randomPassword:RandomPassword")
+    password = recording.named("postgres-app-password")
     assert password.inputs["length"] == 32
     app = recording.named("postgres-app-credentials")
     assert app.inputs["type"] == "kubernetes.io/basic-auth"
