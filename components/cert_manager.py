@@ -65,7 +65,7 @@ class CertManager(pulumi.ComponentResource):
             {"selfSigned": {}},
             issuer_opts,
         )
-        ca_secret = "platform-root-ca"
+        ca_secret = "platform-root-ca"  # noqa: S105 - a Secret's name
         ca = custom_resource(
             f"{name}-root-ca",
             CERT_MANAGER_API,
@@ -109,3 +109,11 @@ class CertManager(pulumi.ComponentResource):
             )
             self.acme_issuer = ACME_ISSUER
         self.register_outputs({"ca_issuer": self.ca_issuer, "acme_issuer": self.acme_issuer})
+
+    def issuer(self, kind: str) -> str:
+        """The ClusterIssuer for `internal-ca` or `letsencrypt`."""
+        if kind == "letsencrypt":
+            if self.acme_issuer is None:
+                raise ValueError("the letsencrypt issuer needs an ACME email")
+            return self.acme_issuer
+        return self.ca_issuer

@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from components.k8s import app_labels, child, custom_resource, meta
 from components.kong_resources import KONG_API, KongObject, kong_plugin
 
-GATEWAY_TLS_SECRET = "gateway-tls"
+GATEWAY_TLS_SECRET = "gateway-tls"  # noqa: S105 - a Secret's name
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,8 @@ class KongApis(pulumi.ComponentResource):
             hosts_by_namespace[ns] += [h for h in api.hosts if h not in hosts_by_namespace[ns]]
 
             plugin_names = []
-            for plugin, config in api_plugins(api, args):
-                config = {k: v for k, v in config.items() if v is not None}
+            for plugin, raw_config in api_plugins(api, args):
+                config = {k: v for k, v in raw_config.items() if v is not None}
                 object_name = content_name(plugin, config)
                 plugin_names.append(
                     share(

@@ -88,16 +88,16 @@ class KongConsumers(pulumi.ComponentResource):
             self._secret(f"{user}-acl-{group}", f"{user}-acl-{group}", "acl", {"group": group})
             for group in consumer.groups
         ]
-        for index, key in enumerate(consumer.jwt_keys):
+        for index, jwt_key in enumerate(consumer.jwt_keys):
             secrets.append(
                 self._secret(
                     f"{user}-jwt-{index}",
                     f"{user}-jwt-{index}",
                     "jwt",
                     {
-                        "key": key.issuer,
+                        "key": jwt_key.issuer,
                         "algorithm": "RS256",
-                        "rsa_public_key": key.public_key,
+                        "rsa_public_key": jwt_key.public_key,
                     },
                 )
             )

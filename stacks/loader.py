@@ -80,11 +80,29 @@ def _describe(error: Mapping[str, Any]) -> str:
     return message
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+# List items that have a name, and the key holding it: messages name the item, not only its index.
+NAMED_ITEMS = {"apis": ("API", "name"), "consumers": ("consumer", "username")}
+
+
+def _subject(raw: object, loc: Sequence[int | str]) -> str:
+    """` (API chat)` when the error is inside a named catalogue item."""
+    node, found = raw, ""
+    for parent, part in zip(loc, loc[1:], strict=False):
+        if isinstance(node, dict):
+            node = node.get(parent)
+        if isinstance(part, int) and parent in NAMED_ITEMS and isinstance(node, list) and part < len(node):
+            item = node[part]
+            label, key = NAMED_ITEMS[str(parent)]
+            if isinstance(item, dict) and item.get(key):
+                found = f" ({label} {item[key]})"
+    return found
+
+
+def format_validation_error(source: str, exc: ValidationError, raw: object = None) -> str:
     errors = exc.errors()
     lines = [f"{source}: invalid stack configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
     for error in errors:
-        lines.append(f"  - {_format_path(error['loc'])}: {_describe(error)}")
+        lines.append(f"  - {_format_path(error['loc'])}{_subject(raw, error['loc'])}: {_describe(error)}")
     return "\n".join(lines)
 
 
@@ -97,7 +115,7 @@ def validate_platform(raw: object, source: str) -> PlatformConfig:
     try:
         return PlatformConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, raw)) from None
 
 
 def load_platform_config() -> PlatformConfig:

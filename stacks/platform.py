@@ -4,12 +4,11 @@ module only maps config models to component Args and wires the components togeth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from pathlib import Path
 
 from components.cert_manager import CertManager, CertManagerArgs
 from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
@@ -34,7 +33,6 @@ from stacks.config import (
     quantity_value,
 )
 from stacks.secrets import StackSecrets
-
 
 PLUGINS_DIR = Path(__file__).resolve().parent.parent / "kong-plugins"
 
@@ -267,7 +265,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         KongApisArgs(
             apis=[api_spec(api) for api in catalogue.apis],
             ingress_class=ingress_class,
-            issuer=certificates.acme_issuer if cfg.cert_manager.issuer == "letsencrypt" else certificates.ca_issuer,
+            issuer=certificates.issuer(cfg.cert_manager.issuer),
             certificate_duration=cfg.cert_manager.certificate_duration,
             renew_before=cfg.cert_manager.renew_before,
             rate_limit_policy=catalogue.rate_limit_policy,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness import Recording, RecordedResource
+from tests.harness import RecordedResource, Recording
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 
