@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ NAMED_ITEMS = {"apis": ("API", "name"), "consumers": ("consumer", "username")}
 def _subject(raw: object, loc: Sequence[int | str]) -> str:
     """` (API chat)` when the error is inside a named catalogue item."""
     node, found = raw, ""
-    for parent, part in zip(loc, loc[1:], strict=False):
+    for parent, part in pairwise(loc):
         if isinstance(node, dict):
             node = node.get(parent)
         if isinstance(part, int) and parent in NAMED_ITEMS and isinstance(node, list) and part < len(node):
