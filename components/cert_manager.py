@@ -56,6 +56,8 @@ class CertManager(pulumi.ComponentResource):
                 helm_release(f"{name}-release", "cert-manager", args.release, values, child(self, [namespace]))
             )
         issuer_opts = child(self, owners)
+        # What a Certificate elsewhere must wait for: the CRDs (the release) and its namespace.
+        self.ready: list[pulumi.Resource] = list(owners)
 
         self_signed = custom_resource(
             f"{name}-selfsigned-issuer",

@@ -207,4 +207,6 @@ class KongIngressController(pulumi.ComponentResource):
                 ),
                 opts=child(self),
             )
+        # What Kong configuration objects must wait for: Kong's CRDs (when installed here) and the class.
+        self.ready: list[pulumi.Resource] = [self.ingress_class, *([self.crds] if self.crds else [])]
         self.register_outputs({"ingress_class": args.ingress_class})

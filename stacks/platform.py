@@ -274,7 +274,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             ip_allow_list=list(catalogue.edge.ip_allow_list),
             ip_deny_list=list(catalogue.edge.ip_deny_list),
             bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
-            depends_on=[controller, certificates],
+            depends_on=[*controller.ready, *certificates.ready],
         ),
         in_namespaces,
     )
@@ -294,7 +294,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
                 )
                 for c in catalogue.consumers
             ],
-            depends_on=[controller],
+            depends_on=controller.ready,
         ),
         in_namespaces,
     )

@@ -221,6 +221,7 @@ def run_program(
     mutate: Callable[[dict[str, Any]], None] | None = None,
     secrets: dict[str, str] | None = None,
     extra_config: dict[str, Any] | None = None,
+    program: Path | None = None,
 ) -> Recording:
     """Run `__main__.py` for `stack` under recording mocks.
 
@@ -249,11 +250,11 @@ def run_program(
         values[key] = value
         secret_keys.append(key)
     recording = Recording()
-    contextvars.Context().run(_run, stack, values, secret_keys, recording)
+    contextvars.Context().run(_run, stack, values, secret_keys, recording, program or ROOT / "__main__.py")
     return recording
 
 
-def _run(stack: str, config: dict[str, str], secret_keys: list[str], recording: Recording) -> None:
+def _run(stack: str, config: dict[str, str], secret_keys: list[str], recording: Recording, program_path: Path) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     mocks = RecordingMocks()
@@ -275,7 +276,7 @@ def _run(stack: str, config: dict[str, str], secret_keys: list[str], recording: 
         def program() -> Any:
             pulumi.export = exports.__setitem__  # type: ignore[assignment]
             try:
-                runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+                runpy.run_path(str(program_path), run_name="__main__")
             finally:
                 pulumi.export = original_export
             return asyncio.ensure_future(resolve_exports())
