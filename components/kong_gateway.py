@@ -96,6 +96,11 @@ class KongGatewayArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
+def gateway_selector(name: str) -> dict[str, str]:
+    """The selector labels of the gateway pods of a KongGateway called `name`."""
+    return selector_labels(app_labels(name, "gateway"))
+
+
 def plugins_checksum(plugins: Mapping[str, Mapping[str, str]]) -> str:
     digest = hashlib.sha256()
     for plugin, files in sorted(plugins.items()):
@@ -120,7 +125,7 @@ class KongGateway(pulumi.ComponentResource):
         self._name, self._args = name, args
         ns = args.namespace
         self.labels = app_labels(name, "gateway")
-        selector = selector_labels(self.labels)
+        selector = gateway_selector(name)
 
         self.plugin_config_maps = [
             k8s.core.v1.ConfigMap(

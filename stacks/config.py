@@ -437,21 +437,27 @@ class BackendConfig(StrictModel):
     selector: dict[str, str] = Field(min_length=1, description="labels of the backend pods")
     port: int = Field(ge=1, le=65535)
     health_path: str = Field(default="/healthz", pattern=r"^/", description="active health check path")
+    calls: list[K8sName] = Field(
+        default_factory=list, description="APIs whose backends this backend calls (mesh permissions)"
+    )
 
 
-class AiRouteConfig(StrictModel):
-    """One model's upstream, for the ai-router plugin."""
+class AiTargetConfig(StrictModel):
+    """An upstream of the ai-router plugin: a cluster Service's host and port."""
 
-    model: str = Field(min_length=1)
     host: str = Field(min_length=1, description="upstream host, e.g. gpt.ai-services.svc")
     port: int = Field(ge=1, le=65535)
 
 
-class AiFallbackConfig(StrictModel):
+class AiRouteConfig(AiTargetConfig):
+    """One model's upstream."""
+
+    model: str = Field(min_length=1)
+
+
+class AiFallbackConfig(AiTargetConfig):
     """A fallback upstream and its share of unrouted AI traffic."""
 
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
     weight: int = Field(ge=1, le=1000)
 
 
@@ -462,6 +468,9 @@ class AiRoutingConfig(StrictModel):
     body_field: str | None = "model"
     routes: list[AiRouteConfig] = Field(default_factory=list)
     fallback: list[AiFallbackConfig] = Field(min_length=1)
+
+    def targets(self) -> list[AiTargetConfig]:
+        return [*self.routes, *self.fallback]
 
 
 class ApiConfig(StrictModel):
@@ -588,6 +597,92 @@ class ApisConfig(StrictModel):
         return self
 
 
+# ---- the service mesh (Kuma) ----------------------------------------------------------------------
+
+DURATION = r"^[0-9]+(ms|s|m|h)$"
+
+
+RetryOn = Literal["5xx", "GatewayError", "Reset", "ConnectFailure", "RefusedStream", "Retriable4xx"]
+
+
+def _default_retry_on() -> list[RetryOn]:
+    return ["GatewayError", "Reset", "ConnectFailure", "RefusedStream"]
+
+
+class RetryConfig(StrictModel):
+    """MeshRetry for HTTP."""
+
+    num_retries: int = Field(default=2, ge=0, le=10)
+    per_try_timeout: str = Field(default="5s", pattern=DURATION)
+    base_interval: str = Field(default="25ms", pattern=DURATION)
+    max_interval: str = Field(default="250ms", pattern=DURATION)
+    retry_on: list[RetryOn] = Field(default_factory=_default_retry_on)
+
+
+class TimeoutConfig(StrictModel):
+    """MeshTimeout."""
+
+    connection_timeout: str = Field(default="5s", pattern=DURATION)
+    idle_timeout: str = Field(default="1h", pattern=DURATION)
+    request_timeout: str = Field(default="60s", pattern=DURATION)
+
+
+class CircuitBreakerConfig(StrictModel):
+    """MeshCircuitBreaker: connection limits and outlier detection (ejection of failing endpoints)."""
+
+    max_connections: int = Field(default=1024, ge=1)
+    max_pending_requests: int = Field(default=1024, ge=1)
+    max_requests: int = Field(default=2048, ge=1)
+    consecutive_failures: int = Field(default=5, ge=1, description="failures before an endpoint is ejected")
+    interval: str = Field(default="10s", pattern=DURATION)
+    base_ejection_time: str = Field(default="30s", pattern=DURATION)
+    max_ejection_percent: int = Field(default=50, ge=1, le=100)
+
+
+class ServiceOverrideConfig(StrictModel):
+    """Resilience settings for one API's backend, instead of the mesh defaults."""
+
+    api: K8sName
+    retry: RetryConfig | None = None
+    timeout: TimeoutConfig | None = None
+    circuit_breaker: CircuitBreakerConfig | None = None
+
+
+class MeshRateLimitConfig(StrictModel):
+    """A coarse per-client request rate inside the mesh (each sidecar counts locally)."""
+
+    requests: int = Field(ge=1)
+    interval: str = Field(default="1s", pattern=DURATION)
+
+
+class MeshConfig(StrictModel):
+    """The Kuma service mesh (Envoy data plane) with builtin-CA mTLS."""
+
+    release: HelmReleaseConfig = HelmReleaseConfig(
+        chart="kuma", version="2.14.3", repository="https://kumahq.github.io/charts", namespace="kuma-system"
+    )
+    mtls_mode: Literal["STRICT", "PERMISSIVE"] = "STRICT"
+    certificate_rotation: str = Field(default="24h", pattern=DURATION, description="data plane certificate lifetime")
+    ca_expiration: str = Field(default="87600h", pattern=DURATION)
+    tracing_sampling_percent: float = Field(default=10.0, description="share of requests traced (0-100)")
+    tracing_endpoint: str = Field(default="otel-collector.observability.svc:4317", description="OTLP/gRPC collector")
+    access_log: bool = Field(default=True, description="JSON access logs on stdout")
+    monitoring_namespace: K8sName | None = Field(
+        default="monitoring", description="namespace of Prometheus, allowed to scrape the routed backends"
+    )
+    retry: RetryConfig = RetryConfig()
+    timeout: TimeoutConfig = TimeoutConfig()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    overrides: list[ServiceOverrideConfig] = Field(default_factory=list)
+    rate_limit: MeshRateLimitConfig | None = None
+
+    @model_validator(mode="after")
+    def _sampling(self) -> MeshConfig:
+        if not 0 <= self.tracing_sampling_percent <= 100:
+            raise ValueError(f"tracingSamplingPercent must be between 0 and 100, got {self.tracing_sampling_percent}")
+        return self
+
+
 class PlatformConfig(StrictModel):
     """The whole `api-platform:platform` object of a stack."""
 
@@ -603,6 +698,7 @@ class PlatformConfig(StrictModel):
     kong: KongConfig = Field(default=KongConfig(), description="the gateway and its ingress controller")
     cert_manager: CertManagerConfig = Field(default=CertManagerConfig(), description="TLS certificates")
     catalogue: ApisConfig = Field(default=ApisConfig(), description="APIs, consumers and edge protection")
+    mesh: MeshConfig = Field(default=MeshConfig(), description="the Kuma service mesh")
 
     @property
     def is_prod(self) -> bool:
@@ -648,6 +744,25 @@ class PlatformConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _mesh_references(self) -> PlatformConfig:
+        """Mesh permissions and overrides name APIs of the catalogue; AI routes name cluster Services."""
+        apis = {api.name for api in self.catalogue.apis}
+        for api in self.catalogue.apis:
+            unknown = sorted(set(api.backend.calls) - apis)
+            if unknown:
+                raise ValueError(f"API {api.name}: backend.calls names unknown APIs {unknown} (mesh permission)")
+            for target in api.ai_routing.targets() if api.ai_routing else []:
+                if not re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.cluster\.local)?$", target.host):
+                    raise ValueError(
+                        f"API {api.name}: AI route host {target.host!r} must be a cluster Service "
+                        "(<name>.<namespace>.svc) so the mesh can permit Kong to reach it"
+                    )
+        for override in self.mesh.overrides:
+            if override.api not in apis:
+                raise ValueError(f"mesh.overrides: unknown API {override.api!r} (known: {', '.join(sorted(apis))})")
+        return self
+
+    @model_validator(mode="after")
     def _production_requirements(self) -> PlatformConfig:
         """ADR-001's availability targets, enforced for prod stacks."""
         if not self.is_prod:
@@ -663,6 +778,8 @@ class PlatformConfig(StrictModel):
             )
         if self.kong.controller.replicas < 2:
             problems.append("kong.controller.replicas must be at least 2 in prod")
+        if self.mesh.mtls_mode != "STRICT":
+            problems.append(f"mesh.mtlsMode must be STRICT in prod (got {self.mesh.mtls_mode})")
         if problems:
             raise ValueError("; ".join(problems))
         return self

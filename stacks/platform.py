@@ -21,9 +21,11 @@ from components.kong_gateway import (
     KongGateway,
     KongGatewayArgs,
     ProxyServiceSpec,
+    gateway_selector,
 )
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
+from components.service_mesh import Permission, Resilience, ServiceMesh, ServiceMeshArgs, Workload
 from stacks.config import (
     ApiConfig,
     ClusterConfig,
@@ -172,7 +174,64 @@ def api_spec(api: ApiConfig) -> ApiSpec:
     )
 
 
-def kong_args(cfg: PlatformConfig, database: PostgresCluster) -> KongGatewayArgs:
+KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from it
+
+
+def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
+    """Deny by default; allow exactly what the catalogue implies."""
+    kong = Workload(KONG, cfg.namespaces.gateway.name, gateway_selector(KONG))
+    backends = {api.name: Workload(api.name, api.backend.namespace, api.backend.selector) for api in cfg.catalogue.apis}
+    monitoring = cfg.mesh.monitoring_namespace
+    permissions = []
+    for api in cfg.catalogue.apis:
+        callers = [backends[other.name] for other in cfg.catalogue.apis if api.name in other.backend.calls]
+        scrapers = [Workload("monitoring", monitoring)] if monitoring else []
+        permissions.append(Permission(backends[api.name], [kong, *callers, *scrapers]))
+    ai_targets = {
+        (target.host, target.port)
+        for api in cfg.catalogue.apis
+        if api.ai_routing
+        for target in api.ai_routing.targets()
+    }
+    for host, port in sorted(ai_targets):
+        service, namespace = host.split(".")[:2]
+        upstream = Workload(f"{service}-{port}", service_tag=f"{service}_{namespace}_svc_{port}")
+        permissions.append(Permission(upstream, [kong]))
+    return permissions
+
+
+def mesh_args(cfg: PlatformConfig) -> ServiceMeshArgs:
+    mesh = cfg.mesh
+    defaults = Resilience(mesh.retry.model_dump(), mesh.timeout.model_dump(), mesh.circuit_breaker.model_dump())
+    apis = {api.name: api for api in cfg.catalogue.apis}
+    overrides = [
+        (
+            Workload(o.api, apis[o.api].backend.namespace, apis[o.api].backend.selector),
+            Resilience(
+                (o.retry or mesh.retry).model_dump(),
+                (o.timeout or mesh.timeout).model_dump(),
+                (o.circuit_breaker or mesh.circuit_breaker).model_dump(),
+            ),
+        )
+        for o in mesh.overrides
+    ]
+    return ServiceMeshArgs(
+        namespace=mesh.release.namespace,
+        release=to_chart(mesh.release, cfg),
+        mtls_mode=mesh.mtls_mode,
+        certificate_rotation=mesh.certificate_rotation,
+        ca_expiration=mesh.ca_expiration,
+        permissions=mesh_permissions(cfg),
+        defaults=defaults,
+        overrides=overrides,
+        tracing_sampling_percent=mesh.tracing_sampling_percent,
+        tracing_endpoint=mesh.tracing_endpoint,
+        access_log=mesh.access_log,
+        rate_limit=mesh.rate_limit.model_dump() if mesh.rate_limit else None,
+    )
+
+
+def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh) -> KongGatewayArgs:
     kong = cfg.kong
     return KongGatewayArgs(
         namespace=cfg.namespaces.gateway.name,
@@ -207,7 +266,8 @@ def kong_args(cfg: PlatformConfig, database: PostgresCluster) -> KongGatewayArgs
         ),
         extra_env=edge_env(cfg),
         custom_plugins=custom_plugins(),
-        depends_on=[database],
+        # The mesh's injector must be ready before Kong's pods start, or they run without sidecars.
+        depends_on=[database, mesh],
     )
 
 
@@ -243,7 +303,8 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
     )
     # The Barman Cloud plugin needs cert-manager.
     database = PostgresCluster("postgres", postgres_args(cfg, secrets, [certificates]), in_namespaces)
-    gateway = KongGateway("kong", kong_args(cfg, database), in_namespaces)
+    mesh = ServiceMesh("mesh", mesh_args(cfg), on_cluster)
+    gateway = KongGateway(KONG, kong_args(cfg, database, mesh), in_namespaces)
     controller_cfg = cfg.kong.controller
     controller = KongIngressController(
         "kong-controller",
