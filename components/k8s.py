@@ -89,6 +89,13 @@ class Resources:
     cpu_limit: str
     memory_limit: str
 
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        """The same, as a plain mapping (for custom resources' pod templates)."""
+        return {
+            "requests": {"cpu": self.cpu, "memory": self.memory},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
     def args(self) -> k8s.core.v1.ResourceRequirementsArgs:
         return k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": self.cpu, "memory": self.memory},

@@ -28,6 +28,7 @@ CONTROLLER_NAME = "kong-ingress-controller"
 CONTROLLER_CLASS = "ingress-controllers.konghq.com/kong"
 CONTROLLER_USER = 65532  # distroless nonroot
 HEALTH_PORT = 10254
+METRICS_PORT = 10255
 
 
 def controller_selector() -> dict[str, str]:
@@ -137,6 +138,7 @@ class KongIngressController(pulumi.ComponentResource):
             "CONTROLLER_ANONYMOUS_REPORTS": "false",
             "CONTROLLER_ADMISSION_WEBHOOK_LISTEN": "off",
             "CONTROLLER_HEALTH_PROBE_BIND_ADDRESS": f"0.0.0.0:{HEALTH_PORT}",
+            "CONTROLLER_METRICS_BIND_ADDRESS": f"0.0.0.0:{METRICS_PORT}",
         }
         field_env = [
             k8s.core.v1.EnvVarArgs(
@@ -164,7 +166,10 @@ class KongIngressController(pulumi.ComponentResource):
                                 image=args.image,
                                 env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(env.items())]
                                 + field_env,
-                                ports=[k8s.core.v1.ContainerPortArgs(name="health", container_port=HEALTH_PORT)],
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(name="health", container_port=HEALTH_PORT),
+                                    k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT),
+                                ],
                                 liveness_probe=k8s.core.v1.ProbeArgs(
                                     http_get=health(path="/healthz", port="health"), period_seconds=10
                                 ),
@@ -180,7 +185,7 @@ class KongIngressController(pulumi.ComponentResource):
             ),
             opts=child(self, [cluster_binding, binding, *([self.crds] if self.crds else [])]),
         )
-        # The controller only dials out (API server, Kong's admin API); it accepts health checks.
+        # The controller only dials out (API server, Kong's admin API); it accepts health checks and scrapes.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata=meta(CONTROLLER_NAME, ns, labels),
@@ -189,7 +194,10 @@ class KongIngressController(pulumi.ComponentResource):
                 policy_types=["Ingress"],
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=HEALTH_PORT, protocol="TCP")],
+                        ports=[
+                            k8s.networking.v1.NetworkPolicyPortArgs(port=HEALTH_PORT, protocol="TCP"),
+                            k8s.networking.v1.NetworkPolicyPortArgs(port=METRICS_PORT, protocol="TCP"),
+                        ],
                         from_=[
                             k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
                         ],

@@ -185,7 +185,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     }
                 },
                 "storage": storage,
-                "resources": _resources(args.resources),
+                "resources": args.resources.as_dict(),
                 "affinity": {
                     "enablePodAntiAffinity": True,
                     "podAntiAffinityType": "required" if args.required_anti_affinity else "preferred",
@@ -226,7 +226,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     },
                     "template": {
                         "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "pgbouncer", "resources": _resources(pooler.resources)}]},
+                        "spec": {"containers": [{"name": "pgbouncer", "resources": pooler.resources.as_dict()}]},
                     },
                 },
                 child(self, [self.cluster, *crd_owners]),
@@ -319,10 +319,3 @@ class PostgresCluster(pulumi.ComponentResource):
             opts,
         )
         return store_name
-
-
-def _resources(resources: Resources) -> dict[str, dict[str, str]]:
-    return {
-        "requests": {"cpu": resources.cpu, "memory": resources.memory},
-        "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
-    }

@@ -98,13 +98,21 @@ class NamespacesConfig(StrictModel):
     database: NamespaceConfig = Field(
         default=NamespaceConfig(name="databases"), description="PostgreSQL clusters (outside the mesh)"
     )
+    observability: NamespaceConfig = Field(
+        default=NamespaceConfig(name="observability", pod_security="baseline"),
+        description="Elasticsearch, Kibana, Jaeger, the OpenTelemetry Collector, alert rules",
+    )
+    logging: NamespaceConfig = Field(
+        default=NamespaceConfig(name="logging", pod_security="privileged"),
+        description="the log shipper (reads node log files through hostPath)",
+    )
     applications: list[NamespaceConfig] = Field(
         default_factory=lambda: [NamespaceConfig(name="ai-services", mesh_injection=True)],
         description="namespaces of the backend services that Kong routes to",
     )
 
     def all(self) -> list[NamespaceConfig]:
-        return [self.gateway, self.database, *self.applications]
+        return [self.gateway, self.database, self.observability, self.logging, *self.applications]
 
     @model_validator(mode="after")
     def _unique_names(self) -> NamespacesConfig:
@@ -683,6 +691,92 @@ class MeshConfig(StrictModel):
         return self
 
 
+# ---- observability ------------------------------------------------------------------------------
+
+
+class ElasticsearchConfig(StrictModel):
+    """Elasticsearch (ECK) for logs and traces, with Kibana."""
+
+    operator: HelmReleaseConfig = HelmReleaseConfig(
+        chart="eck-operator", version="3.5.0", repository="https://helm.elastic.co", namespace="elastic-system"
+    )
+    name: K8sName = "platform-logs"
+    version: str = Field(default="9.3.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    nodes: int = Field(default=3, ge=1, le=50, description="master-eligible data nodes (1, or 3 and more)")
+    dedicated_masters: bool = Field(default=False, description="3 dedicated masters beside `nodes` data nodes")
+    storage_size: Quantity = "100Gi"
+    storage_class: str | None = None
+    resources: ResourcesConfig = resources("1", "4Gi", "2", "4Gi")
+    heap: str = Field(default="2g", pattern=r"^[0-9]+[mg]$", description="JVM heap (at most half the memory limit)")
+    log_retention_days: int = Field(default=14, ge=1, le=3650)
+    trace_retention_days: int = Field(default=7, ge=1, le=3650)
+    kibana: bool = True
+
+    @model_validator(mode="after")
+    def _quorum_and_heap(self) -> ElasticsearchConfig:
+        if self.nodes == 2 and not self.dedicated_masters:
+            raise ValueError("nodes: 2 master-eligible nodes cannot form a safe quorum; use 1 or at least 3")
+        heap_bytes = int(self.heap[:-1]) * (2**30 if self.heap.endswith("g") else 2**20)
+        if heap_bytes > quantity_value(self.resources.limits.memory) / 2:
+            raise ValueError(f"heap {self.heap} exceeds half of the memory limit {self.resources.limits.memory}")
+        return self
+
+
+class TracingConfig(StrictModel):
+    """Jaeger v2 behind an OpenTelemetry Collector that receives Kong's OTLP/HTTP spans."""
+
+    jaeger: HelmReleaseConfig = HelmReleaseConfig(
+        chart="jaeger",
+        version="4.11.1",
+        repository="https://jaegertracing.github.io/helm-charts",
+        namespace="observability",
+    )
+    collector: HelmReleaseConfig = HelmReleaseConfig(
+        chart="opentelemetry-collector",
+        version="0.170.0",
+        repository="https://open-telemetry.github.io/opentelemetry-helm-charts",
+        namespace="observability",
+    )
+    collector_image: Image = "otel/opentelemetry-collector-contrib:0.158.0"
+    storage: Literal["elasticsearch", "memory"] = Field(default="elasticsearch", description="memory: dev only")
+    sampling_rate: float = Field(default=0.1, description="share of requests Kong traces (0-1)")
+
+    @model_validator(mode="after")
+    def _rate(self) -> TracingConfig:
+        if not 0 <= self.sampling_rate <= 1:
+            raise ValueError(f"samplingRate must be between 0 and 1, got {self.sampling_rate}")
+        return self
+
+
+class LoggingConfig(StrictModel):
+    """Fluent Bit shipping container logs (Kong's JSON access log among them) to Elasticsearch."""
+
+    release: HelmReleaseConfig = HelmReleaseConfig(
+        chart="fluent-bit", version="0.58.1", repository="https://fluent.github.io/helm-charts", namespace="logging"
+    )
+
+
+class MonitoringConfig(StrictModel):
+    """Prometheus Operator monitors and the SLO alert rules."""
+
+    prometheus_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        description="labels the cluster's Prometheus selects monitors and rules by",
+    )
+    latency_p95_ms: int = Field(default=50, ge=1, description="objective for Kong's added latency (P95)")
+    availability_percent: float = Field(default=99.95, gt=90, lt=100, description="availability SLO")
+    certificate_expiry_days: int = Field(default=14, ge=1)
+
+
+class ObservabilityConfig(StrictModel):
+    """Metrics, logs and traces."""
+
+    elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
+    tracing: TracingConfig = TracingConfig()
+    logging: LoggingConfig = LoggingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+
 class PlatformConfig(StrictModel):
     """The whole `api-platform:platform` object of a stack."""
 
@@ -699,6 +793,7 @@ class PlatformConfig(StrictModel):
     cert_manager: CertManagerConfig = Field(default=CertManagerConfig(), description="TLS certificates")
     catalogue: ApisConfig = Field(default=ApisConfig(), description="APIs, consumers and edge protection")
     mesh: MeshConfig = Field(default=MeshConfig(), description="the Kuma service mesh")
+    observability: ObservabilityConfig = Field(default=ObservabilityConfig(), description="metrics, logs, traces")
 
     @property
     def is_prod(self) -> bool:
@@ -744,6 +839,21 @@ class PlatformConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _observability_namespaces(self) -> PlatformConfig:
+        """Jaeger and the collector read Elasticsearch's Secrets, so they share its namespace."""
+        obs, logs = self.namespaces.observability.name, self.namespaces.logging.name
+        tracing = self.observability.tracing
+        for key, release in (("jaeger", tracing.jaeger), ("collector", tracing.collector)):
+            if release.namespace != obs:
+                raise ValueError(
+                    f"observability.tracing.{key}.namespace must be namespaces.observability ({obs}), "
+                    f"got {release.namespace}"
+                )
+        if self.observability.logging.release.namespace != logs:
+            raise ValueError(f"observability.logging.release.namespace must be namespaces.logging ({logs})")
+        return self
+
+    @model_validator(mode="after")
     def _mesh_references(self) -> PlatformConfig:
         """Mesh permissions and overrides name APIs of the catalogue; AI routes name cluster Services."""
         apis = {api.name for api in self.catalogue.apis}
@@ -778,6 +888,11 @@ class PlatformConfig(StrictModel):
             )
         if self.kong.controller.replicas < 2:
             problems.append("kong.controller.replicas must be at least 2 in prod")
+        if self.observability.elasticsearch.nodes < 3:
+            nodes = self.observability.elasticsearch.nodes
+            problems.append(f"observability.elasticsearch.nodes must be at least 3 in prod (got {nodes})")
+        if self.observability.tracing.storage != "elasticsearch":
+            problems.append("observability.tracing.storage must be elasticsearch in prod")
         if self.mesh.mtls_mode != "STRICT":
             problems.append(f"mesh.mtlsMode must be STRICT in prod (got {self.mesh.mtls_mode})")
         if problems:

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cert_manager import CertManager, CertManagerArgs
+from components.elasticsearch import Elasticsearch, ElasticsearchArgs, Writer
 from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
 from components.kong_apis import AiRoutingSpec, ApiSpec, KongApis, KongApisArgs
 from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
@@ -23,9 +24,12 @@ from components.kong_gateway import (
     ProxyServiceSpec,
     gateway_selector,
 )
+from components.logging import Logging, LoggingArgs
+from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
 from components.service_mesh import Permission, Resilience, ServiceMesh, ServiceMeshArgs, Workload
+from components.tracing import ElasticsearchStorage, Tracing, TracingArgs, kong_tracing_env
 from stacks.config import (
     ApiConfig,
     ClusterConfig,
@@ -231,6 +235,87 @@ def mesh_args(cfg: PlatformConfig) -> ServiceMeshArgs:
     )
 
 
+def observability(
+    cfg: PlatformConfig, certificates: CertManager, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
+) -> tuple[Elasticsearch, Tracing]:
+    """Elasticsearch, then Jaeger + the collector, then Fluent Bit."""
+    obs = cfg.observability
+    es, ns, logs_ns = obs.elasticsearch, cfg.namespaces.observability.name, cfg.namespaces.logging.name
+    search = Elasticsearch(
+        "elasticsearch",
+        ElasticsearchArgs(
+            namespace=ns,
+            name=es.name,
+            version=es.version,
+            nodes=es.nodes,
+            dedicated_masters=es.dedicated_masters,
+            resources=to_resources(es.resources),
+            heap=es.heap,
+            storage_size=es.storage_size,
+            storage_class=es.storage_class,
+            ca_issuer=certificates.ca_issuer,
+            writers=[Writer("fluent-bit", "log-writer", logs_ns), Writer("jaeger", "trace-writer", ns)],
+            log_retention_days=es.log_retention_days,
+            trace_retention_days=es.trace_retention_days,
+            kibana=es.kibana,
+            operator=to_chart(es.operator, cfg),
+            depends_on=[*after, *certificates.ready],
+        ),
+        opts,
+    )
+    storage = None
+    if obs.tracing.storage == "elasticsearch":
+        storage = ElasticsearchStorage(search.url, search.writer_secrets["jaeger"], f"{es.name}-http-tls")
+    tracing = Tracing(
+        "tracing",
+        TracingArgs(
+            namespace=ns,
+            jaeger=to_chart(obs.tracing.jaeger, cfg),
+            collector=to_chart(obs.tracing.collector, cfg),
+            collector_image=obs.tracing.collector_image,
+            sampling_rate=obs.tracing.sampling_rate,
+            ingress_class=cfg.kong.controller.ingress_class,
+            storage=storage,
+            depends_on=[search],
+        ),
+        opts,
+    )
+    Logging(
+        "logging",
+        LoggingArgs(
+            namespace=logs_ns,
+            release=to_chart(obs.logging.release, cfg),
+            elasticsearch_host=f"{search.http_service}.{ns}.svc",
+            credentials_secret=search.writer_secrets["fluent-bit"],
+            ca_issuer=certificates.ca_issuer,
+            depends_on=[search, tracing, *certificates.ready],
+        ),
+        opts,
+    )
+    return search, tracing
+
+
+def monitoring_args(cfg: PlatformConfig, after: list[pulumi.Resource]) -> MonitoringArgs:
+    mon, gateway_ns = cfg.observability.monitoring, cfg.namespaces.gateway.name
+    return MonitoringArgs(
+        namespace=cfg.namespaces.observability.name,
+        targets=[
+            ScrapeTarget(
+                "kong", gateway_ns, {**gateway_selector(KONG), "enable-metrics": "true"}, "status", service=True
+            ),
+            ScrapeTarget("kong-ingress-controller", gateway_ns, controller_selector(), "metrics"),
+            ScrapeTarget(
+                "kuma-control-plane", cfg.mesh.release.namespace, {"app": "kuma-control-plane"}, "diagnostics"
+            ),
+        ],
+        prometheus_labels=mon.prometheus_labels,
+        latency_p95_ms=mon.latency_p95_ms,
+        availability_percent=mon.availability_percent,
+        certificate_expiry_days=mon.certificate_expiry_days,
+        depends_on=after,
+    )
+
+
 def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh) -> KongGatewayArgs:
     kong = cfg.kong
     return KongGatewayArgs(
@@ -264,7 +349,7 @@ def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh)
             external_traffic_policy=kong.proxy.external_traffic_policy,
             load_balancer_source_ranges=list(kong.proxy.load_balancer_source_ranges),
         ),
-        extra_env=edge_env(cfg),
+        extra_env={**edge_env(cfg), **kong_tracing_env(cfg.observability.tracing.sampling_rate)},
         custom_plugins=custom_plugins(),
         # The mesh's injector must be ready before Kong's pods start, or they run without sidecars.
         depends_on=[database, mesh],
@@ -304,6 +389,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
     # The Barman Cloud plugin needs cert-manager.
     database = PostgresCluster("postgres", postgres_args(cfg, secrets, [certificates]), in_namespaces)
     mesh = ServiceMesh("mesh", mesh_args(cfg), on_cluster)
+    search, tracing = observability(cfg, certificates, [mesh], in_namespaces)
     gateway = KongGateway(KONG, kong_args(cfg, database, mesh), in_namespaces)
     controller_cfg = cfg.kong.controller
     controller = KongIngressController(
@@ -359,6 +445,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         ),
         in_namespaces,
     )
+    Monitoring("monitoring", monitoring_args(cfg, [gateway, controller, mesh, search]), in_namespaces)
 
     return {
         "environment": cfg.environment,
@@ -373,6 +460,12 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         "databaseCredentialsSecret": pulumi.Output.concat(cfg.namespaces.database.name, "/", database.app_secret_name),
         "kongDatabaseSecret": f"{cfg.namespaces.gateway.name}/{database.client_secret_name}",
         "apiHosts": sorted({host for api in catalogue.apis for host in api.hosts}),
+        "jaegerUrl": tracing.query_url,
+        "elasticsearchUrl": search.url,
+        "kibanaUrl": f"https://{cfg.observability.elasticsearch.name}-kb-http.{cfg.namespaces.observability.name}.svc:5601"
+        if cfg.observability.elasticsearch.kibana
+        else None,
+        "metrics": f"http://{KONG}-status.{cfg.namespaces.gateway.name}.svc:8100/metrics",
         "consumerApiKeys": pulumi.Output.secret(consumers.api_keys),
         "consumerOauth2Clients": pulumi.Output.secret(consumers.oauth2_clients),
         "consumerJwtPrivateKeys": pulumi.Output.secret(consumers.jwt_private_keys),

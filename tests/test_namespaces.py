@@ -13,23 +13,16 @@ def platform_namespaces(run: Recording) -> list[RecordedResource]:
 
 
 def test_each_configured_namespace_exists_once(recordings: dict[str, Recording]) -> None:
-    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["dev"])) == [
-        "ai-services",
-        "databases",
-        "kong",
-    ]
-    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["prod"])) == [
-        "ai-batch",
-        "ai-services",
-        "databases",
-        "kong",
-    ]
+    common = ["ai-services", "databases", "kong", "logging", "observability"]
+    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["dev"])) == common
+    assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["prod"])) == sorted([*common, "ai-batch"])
 
 
 def test_pod_security_is_enforced_warned_and_audited(recording: Recording) -> None:
+    expected = {"logging": "privileged", "observability": "baseline"}
     for ns in platform_namespaces(recording):
         for mode in ("enforce", "warn", "audit"):
-            assert ns.labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+            assert ns.labels[f"pod-security.kubernetes.io/{mode}"] == expected.get(ns.metadata["name"], "restricted")
 
 
 def test_mesh_injection_follows_config(recording: Recording) -> None:
