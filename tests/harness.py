@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from stacks.loader import FULL_KEY, PROJECT
+from stacks.loader import FULL_KEY, PROJECT, ConfigError, validate_platform
 from stacks.secrets import SECURE_KEYS
 
 # What the secure keys hold in tests (a stack's real values are set with `--secret`).
@@ -213,6 +213,17 @@ def stack_config(stack: str) -> dict[str, Any]:
 def platform_object(stack: str) -> dict[str, Any]:
     """A deep copy of the stack's `api-platform:platform` object, for tests to mutate."""
     return copy.deepcopy(stack_config(stack)[FULL_KEY])
+
+
+def refusal(change: Callable[[dict[str, Any]], None], stack: str = "prod") -> str:
+    """The ConfigError message for the committed stack object after `change`; fails if it is accepted."""
+    raw = platform_object(stack)
+    change(raw)
+    try:
+        validate_platform(raw, f"Pulumi.{stack}.yaml")
+    except ConfigError as error:
+        return str(error)
+    raise AssertionError("the changed configuration was accepted")
 
 
 def run_program(

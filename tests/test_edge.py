@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.kong_gateway import plugins_checksum
 from stacks.loader import ConfigError, validate_platform
-from tests.harness import ROOT, RecordedResource, Recording, platform_object, run_program
+from tests.harness import ROOT, RecordedResource, Recording, platform_object, refusal, run_program
 
 KONG_PLUGIN = "kubernetes:configuration.konghq.com/v1:KongPlugin"
 CLUSTER_PLUGIN = "kubernetes:configuration.konghq.com/v1:KongClusterPlugin"
@@ -295,11 +295,7 @@ def test_ai_router_logic_with_busted_on_luajit() -> None:
 
 
 def _refused(change: Any) -> str:
-    raw = platform_object("prod")
-    change(raw["catalogue"])
-    with pytest.raises(ConfigError) as caught:
-        validate_platform(raw, "Pulumi.prod.yaml")
-    return str(caught.value)
+    return refusal(lambda platform: change(platform["catalogue"]))
 
 
 def test_unknown_consumer_group_is_refused() -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from stacks.loader import ConfigError, validate_platform
-from tests.harness import RecordedResource, Recording, platform_object, run_program
+from tests.harness import RecordedResource, Recording, refusal, run_program
 
 KUMA = "kubernetes:kuma.io/v1alpha1"
 MTP = f"{KUMA}:MeshTrafficPermission"
@@ -136,11 +133,7 @@ def test_injection_labels_and_jobs_that_complete(recording: Recording) -> None:
 
 
 def _refused(change: Any) -> str:
-    raw = platform_object("prod")
-    change(raw)
-    with pytest.raises(ConfigError) as caught:
-        validate_platform(raw, "Pulumi.prod.yaml")
-    return str(caught.value)
+    return refusal(change)
 
 
 def test_unknown_service_in_a_permission_is_refused() -> None:
