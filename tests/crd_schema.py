@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from e2e.kube import crd_documents
 from tests.harness import ROOT
@@ -71,7 +70,3 @@ def validate(obj: Mapping[str, Any]) -> list[str]:
     problems = [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(body)]
     problems += [f"{p}: unknown field, would be pruned" for p in pruned_fields(body, schema)]
     return problems
-
-
-def load_yaml(path: Path) -> list[Any]:
-    return list(yaml.safe_load_all(path.read_text()))

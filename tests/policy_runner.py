@@ -19,7 +19,7 @@ from pulumi_policy import (
 )
 
 from policy.policies import POLICIES
-from tests.harness import ROOT, RecordedResource, Recording
+from tests.harness import ROOT, RecordedResource
 
 Violations = dict[str, list[str]]
 
@@ -103,7 +103,3 @@ def run_pack(resources: list[RecordedResource], stack: str) -> Violations:
         if found:
             violations[policy.name] = found
     return violations
-
-
-def recorded(recording: Recording) -> list[RecordedResource]:
-    return list(recording.resources)
