@@ -1,8 +1,8 @@
 """The configuration reference, generated from the models.
 
 `python -m stacks.schema` rewrites `docs/platform-config.schema.json` (a JSON Schema editors can
-use to validate `Pulumi.<stack>.yaml`) and `docs/configuration.md` (a table per model). A test
-fails when either file is stale.
+use to validate `Pulumi.<stack>.yaml`), `docs/configuration.md` (a table per model) and the
+top-level table in README.md. A test fails when any of them is stale.
 """
 
 from __future__ import annotations
@@ -99,24 +99,40 @@ def reference_markdown() -> str:
         "",
     ]
     for model in _models():
-        definition = schema[model.__name__]
-        required = set(definition.get("required", []))
         lines += [f"## {model.__name__}", "", (model.__doc__ or model.__name__).strip().splitlines()[0], ""]
-        lines += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
-        fields = {(f.alias or n): f for n, f in model.model_fields.items()}
-        for key, prop in definition.get("properties", {}).items():
-            field = fields[key]
-            default = "required" if key in required else _default_text(field.get_default(call_default_factory=True))
-            description = prop.get("description", "").replace("|", "\\|")
-            lines.append(f"| `{key}` | {_type_name(prop)} | {default} | {description} |")
+        lines += model_table(model)
         lines.append("")
     return "\n".join(lines)
+
+
+README_PATH = ROOT / "README.md"
+TABLE_START, TABLE_END = "<!-- config-table:start -->", "<!-- config-table:end -->"
+
+
+def model_table(model: type[BaseModel]) -> list[str]:
+    definition = json_schema()["$defs"][model.__name__]
+    required = set(definition.get("required", []))
+    fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for key, prop in definition.get("properties", {}).items():
+        field = fields[key]
+        default = "required" if key in required else _default_text(field.get_default(call_default_factory=True))
+        description = prop.get("description", "").replace("|", "\\|")
+        lines.append(f"| `{key}` | {_type_name(prop)} | {default} | {description} |")
+    return lines
+
+
+def readme_with_table(readme: str) -> str:
+    """The README with the generated top-level table between its markers."""
+    start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
+    return readme[:start] + "\n" + "\n".join(model_table(PlatformConfig)) + "\n" + readme[end:]
 
 
 def render() -> dict[Path, str]:
     return {
         SCHEMA_PATH: json.dumps(json_schema(), indent=2, sort_keys=True) + "\n",
         REFERENCE_PATH: reference_markdown(),
+        README_PATH: readme_with_table(README_PATH.read_text()),
     }
 
 

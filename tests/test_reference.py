@@ -11,7 +11,7 @@ from stacks import schema
 from tests.harness import stack_config
 
 
-@pytest.mark.parametrize("path", [schema.SCHEMA_PATH, schema.REFERENCE_PATH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [schema.SCHEMA_PATH, schema.REFERENCE_PATH, schema.README_PATH], ids=lambda p: p.name)
 def test_generated_file_is_current(path: object) -> None:
     expected = schema.render()[path]  # type: ignore[index]
     assert path.read_text() == expected, "stale: run `python -m stacks.schema`"  # type: ignore[attr-defined]
