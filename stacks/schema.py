@@ -89,7 +89,6 @@ def _default_text(value: Any) -> str:
 
 
 def reference_markdown() -> str:
-    schema = json_schema()["$defs"]
     lines = [
         "# Stack configuration reference",
         "",
