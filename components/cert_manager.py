@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import HelmChart, child, custom_resource, helm_release, meta
+from components.namespaces import NamespaceSpec, namespace_labels
 
 CERT_MANAGER_API = "cert-manager.io/v1"
 SELF_SIGNED_ISSUER = "platform-selfsigned"
@@ -39,7 +40,7 @@ class CertManager(pulumi.ComponentResource):
         labels = {"app.kubernetes.io/part-of": "api-platform", "app.kubernetes.io/component": "tls"}
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=meta(args.namespace, labels={**labels, "pod-security.kubernetes.io/enforce": "restricted"}),
+            metadata=meta(args.namespace, labels={**labels, **namespace_labels(NamespaceSpec(args.namespace))}),
             opts=child(self),
         )
         owners: list[pulumi.Resource] = [namespace]

@@ -97,10 +97,8 @@ class Resources:
         }
 
     def args(self) -> k8s.core.v1.ResourceRequirementsArgs:
-        return k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": self.cpu, "memory": self.memory},
-            limits={"cpu": self.cpu_limit, "memory": self.memory_limit},
-        )
+        as_dict = self.as_dict()
+        return k8s.core.v1.ResourceRequirementsArgs(requests=as_dict["requests"], limits=as_dict["limits"])
 
 
 def restricted_container_security(user: int | None = None) -> k8s.core.v1.SecurityContextArgs:

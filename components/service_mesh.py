@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import HelmChart, app_labels, child, custom_resource, helm_release, meta
+from components.namespaces import NamespaceSpec, namespace_labels
 
 KUMA_API = "kuma.io/v1alpha1"
 NAMESPACE_TAG = "k8s.kuma.io/namespace"
@@ -129,12 +130,10 @@ class ServiceMesh(pulumi.ComponentResource):
         super().__init__("platform:mesh:ServiceMesh", name, None, opts)
         self._name, self._args = name, args
         labels = {**app_labels("service-mesh", "mesh"), "kuma.io/mesh": args.mesh_name}
+        # The control plane's namespace is not itself in the mesh.
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=meta(
-                args.namespace,
-                labels={"app.kubernetes.io/part-of": "api-platform", "pod-security.kubernetes.io/enforce": "baseline"},
-            ),
+            metadata=meta(args.namespace, labels=namespace_labels(NamespaceSpec(args.namespace, "baseline"))),
             opts=child(self),
         )
         owners: list[pulumi.Resource] = [namespace]

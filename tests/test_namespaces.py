@@ -30,3 +30,12 @@ def test_mesh_injection_follows_config(recording: Recording) -> None:
     assert injection["kong"] == "enabled"
     assert injection["ai-services"] == "enabled"
     assert injection["databases"] == "disabled"
+
+
+def test_operator_namespaces_carry_the_same_pod_security_labels(recording: Recording) -> None:
+    levels = {"cert-manager": "restricted", "kuma-system": "baseline"}
+    namespaces = {n.metadata["name"]: n.labels for n in recording.of_type(NAMESPACE)}
+    for name, level in levels.items():
+        for mode in ("enforce", "warn", "audit"):
+            assert namespaces[name][f"pod-security.kubernetes.io/{mode}"] == level, (name, mode)
+        assert namespaces[name]["kuma.io/sidecar-injection"] == "disabled"
