@@ -42,6 +42,9 @@ def _value_as_string(loader: Any, node: yaml.Node) -> str:
 CrdLoader.add_constructor("tag:yaml.org,2002:value", _value_as_string)
 
 
+TRANSIENT_STATUSES = frozenset({429, 503})
+
+
 def _decode(payload: bytes) -> Any:
     """JSON when the server sent JSON (health endpoints answer plain text)."""
     try:
@@ -69,11 +72,16 @@ class Kube:
         except urllib.error.HTTPError as error:
             return error.code, _decode(error.read())
 
-    def get(self, path: str) -> Any:
-        status, body = self.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {status}: {body}")
-        return body
+    def get(self, path: str, patience: float = 10) -> Any:
+        """GET a path, waiting out the server's transient answers (429/503 while discovery settles)."""
+        deadline = time.monotonic() + patience
+        while True:
+            status, body = self.request("GET", path)
+            if status == 200:
+                return body
+            if status not in TRANSIENT_STATUSES or time.monotonic() > deadline:
+                raise RuntimeError(f"GET {path}: HTTP {status}: {body}")
+            time.sleep(0.5)
 
     def resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(list path, API resource) for every listable resource the server serves."""
@@ -95,7 +103,7 @@ class Kube:
             status, body = self.request("GET", path + query)
             if status != 200:
                 continue
-            for item in body.get("items", []):
+            for item in body.get("items") or []:
                 item.setdefault("kind", res["kind"])
                 yield item
 
@@ -137,7 +145,9 @@ def install_crds(kube: Kube, directories: list[Path], timeout: float = 120) -> i
     while pending and time.monotonic() < deadline:
         for name in list(pending):
             crd = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conditions = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+            # A CRD created a moment ago may carry `status: null` or `conditions: null`.
+            status_block = crd.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status_block.get("conditions") or []}
             if conditions.get("Established") == "True":
                 pending.discard(name)
         time.sleep(0.2)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from e2e.assert_stack import differences
-from e2e.kube import CrdLoader, crd_documents
+from e2e.kube import CrdLoader, Kube, crd_documents, install_crds
 from tests.crd_schema import crds_dir
 from tests.harness import ROOT
 
@@ -50,3 +52,41 @@ def test_crd_lock_lists_exactly_the_shared_crd_files() -> None:
     assert all(url.startswith("https://") and len(url.split("/")[5]) == 40 for _l, url, _r in lines)
     on_disk = {str(p.relative_to(crds_dir())) for p in crds_dir().rglob("*.yaml")}
     assert listed == on_disk
+
+
+class _FakeApiServer(Kube):
+    """Answers CRD creation, then reports the CRD the way a busy API server does before it settles."""
+
+    def __init__(self, answers: list[tuple[int, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        self.calls.append((method, path))
+        if method == "POST":
+            return 201, body
+        return self.answers.pop(0)
+
+
+def test_crd_install_waits_through_null_status_and_transient_errors(tmp_path: Path) -> None:
+    (tmp_path / "crd.yaml").write_text("kind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n")
+    established = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    server = _FakeApiServer(
+        [
+            (200, {"status": None}),
+            (200, {"status": {"conditions": None}}),
+            (503, "discovery settling"),
+            (200, {"status": {"conditions": [{"type": "Established", "status": "False"}]}}),
+            (200, established),
+        ]
+    )
+    assert install_crds(server, [tmp_path], timeout=30) == 1
+    assert server.answers == []
+    assert server.calls[0] == ("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+
+
+def test_crd_install_gives_up_on_a_real_error(tmp_path: Path) -> None:
+    (tmp_path / "crd.yaml").write_text("kind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n")
+    server = _FakeApiServer([(403, {"reason": "Forbidden"})])
+    with pytest.raises(RuntimeError, match="HTTP 403"):
+        install_crds(server, [tmp_path], timeout=30)
