@@ -8,6 +8,7 @@ object: they are separate secure keys (see `stacks.secrets`).
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,16 @@ LABEL_KEY = re.compile(
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def name_hint(name: str, known: set[str], shown: int = 8) -> str:
+    """A short pointer to what `name` may have meant: the closest known names, else a sample."""
+    close = difflib.get_close_matches(name, known, n=3)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    ordered = sorted(known)
+    more = f", and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return "known: " + (", ".join(ordered[:shown]) or "none") + more
 
 
 def _dns_label(value: str) -> str:
@@ -438,6 +449,9 @@ class RateLimitConfig(StrictModel):
         return self
 
 
+BackendKey = tuple[str, tuple[tuple[str, str], ...]]  # namespace, sorted pod selector
+
+
 class BackendConfig(StrictModel):
     """The pods an API routes to (Kong reaches them through a Service the platform owns)."""
 
@@ -448,6 +462,11 @@ class BackendConfig(StrictModel):
     calls: list[K8sName] = Field(
         default_factory=list, description="APIs whose backends this backend calls (mesh permissions)"
     )
+
+    @property
+    def workload(self) -> BackendKey:
+        """What the mesh selects: APIs with the same namespace and selector share a backend."""
+        return self.namespace, tuple(sorted(self.selector.items()))
 
 
 class AiTargetConfig(StrictModel):
@@ -867,9 +886,20 @@ class PlatformConfig(StrictModel):
                         f"API {api.name}: AI route host {target.host!r} must be a cluster Service "
                         "(<name>.<namespace>.svc) so the mesh can permit Kong to reach it"
                     )
+        by_name = {api.name: api for api in self.catalogue.apis}
+        overridden: dict[BackendKey, str] = {}
         for override in self.mesh.overrides:
             if override.api not in apis:
-                raise ValueError(f"mesh.overrides: unknown API {override.api!r} (known: {', '.join(sorted(apis))})")
+                raise ValueError(f"mesh.overrides: unknown API {override.api!r} ({name_hint(override.api, apis)})")
+            backend = by_name[override.api].backend
+            key = backend.workload
+            if key in overridden:
+                raise ValueError(
+                    f"mesh.overrides: {overridden[key]!r} and {override.api!r} route to the same backend "
+                    f"({backend.namespace}, {dict(backend.selector)}); mesh policies apply per backend, "
+                    "so give it one override"
+                )
+            overridden[key] = override.api
         return self
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from components.service_mesh import Permission, Resilience, ServiceMesh, Service
 from components.tracing import ElasticsearchStorage, Tracing, TracingArgs, kong_tracing_env
 from stacks.config import (
     ApiConfig,
+    BackendKey,
     ClusterConfig,
     HelmReleaseConfig,
     PlatformConfig,
@@ -182,15 +183,26 @@ KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from 
 
 
 def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
-    """Deny by default; allow exactly what the catalogue implies."""
+    """Deny by default; allow exactly what the catalogue implies.
+
+    One permission per distinct backend (namespace and selector), named after the first API routed
+    to it: APIs that share a backend (versions, extra paths) share its permission.
+    """
     kong = Workload(KONG, cfg.namespaces.gateway.name, gateway_selector(KONG))
-    backends = {api.name: Workload(api.name, api.backend.namespace, api.backend.selector) for api in cfg.catalogue.apis}
     monitoring = cfg.mesh.monitoring_namespace
-    permissions = []
+    scrapers = [Workload("monitoring", monitoring)] if monitoring else []
+
+    backends: dict[BackendKey, Workload] = {}
     for api in cfg.catalogue.apis:
-        callers = [backends[other.name] for other in cfg.catalogue.apis if api.name in other.backend.calls]
-        scrapers = [Workload("monitoring", monitoring)] if monitoring else []
-        permissions.append(Permission(backends[api.name], [kong, *callers, *scrapers]))
+        backends.setdefault(api.backend.workload, Workload(api.name, api.backend.namespace, api.backend.selector))
+    callers: dict[BackendKey, list[Workload]] = {key: [] for key in backends}
+    by_name = {api.name: api for api in cfg.catalogue.apis}
+    for caller in cfg.catalogue.apis:
+        for called in caller.backend.calls:
+            sources = callers[by_name[called].backend.workload]
+            if backends[caller.backend.workload] not in sources:
+                sources.append(backends[caller.backend.workload])
+    permissions = [Permission(backend, [kong, *callers[key], *scrapers]) for key, backend in backends.items()]
     ai_targets = {
         (target.host, target.port)
         for api in cfg.catalogue.apis

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness import RecordedResource, Recording, refusal, run_program
+from stacks.config import name_hint
+from tests.harness import RecordedResource, Recording, platform_object, refusal, run_program
 
 KUMA = "kubernetes:kuma.io/v1alpha1"
 MTP = f"{KUMA}:MeshTrafficPermission"
@@ -62,6 +63,25 @@ def test_every_routed_backend_has_exactly_the_permissions_it_needs(recordings: d
     # AI upstreams that Kong's ai-router sends to, by Kuma service tag.
     assert found["gpt-large-8080"] == ({"kuma.io/service": "gpt-large_ai-services_svc_8080"}, [kong])
     assert {"small-model-a-8080", "small-model-b-8080", "llama-70b-8080"} <= set(found)
+
+
+def test_apis_sharing_a_backend_share_one_permission() -> None:
+    def add_chat_v2(platform: dict[str, Any]) -> None:
+        apis = platform["catalogue"]["apis"]
+        chat = next(api for api in apis if api["name"] == "chat")
+        apis.append({**chat, "name": "chat-v2", "paths": ["/v2/chat"], "backend": {**chat["backend"], "calls": []}})
+        next(api for api in apis if api["name"] == "batch")["backend"]["calls"] = ["chat-v2", "chat"]
+
+    run = run_program("prod", mutate=add_chat_v2)
+    assert run.error is None, run.error
+    found = permissions(run)
+    assert "chat-v2" not in found
+    chat_backend, sources = found["chat"]
+    assert chat_backend == {"app": "llm-router", "k8s.kuma.io/namespace": "ai-services"}
+    batch_backend = found["batch"][0]
+    # batch calls both APIs on that backend: admitted once.
+    assert [tags for tags, _ in sources].count(batch_backend) == 1
+    assert len(run.of_type(MTP)) == len(permissions(run_program("prod")))
 
 
 def test_nothing_allows_all(recording: Recording) -> None:
@@ -160,6 +180,34 @@ def test_ai_routes_must_name_cluster_services() -> None:
 def test_unknown_override_is_refused() -> None:
     message = _refused(lambda p: p["mesh"]["overrides"].append({"api": "billing"}))
     assert "mesh.overrides: unknown API 'billing'" in message
+
+
+def test_two_overrides_for_one_backend_are_refused() -> None:
+    def second_override(platform: dict[str, Any]) -> None:
+        apis = platform["catalogue"]["apis"]
+        chat = next(api for api in apis if api["name"] == "chat")
+        apis.append({**chat, "name": "chat-v2", "paths": ["/v2/chat"]})
+        platform["mesh"]["overrides"].append({"api": "chat-v2"})
+
+    message = _refused(second_override)
+    assert "mesh.overrides: 'chat' and 'chat-v2' route to the same backend (ai-services, {'app': 'llm-router'})" in (
+        message
+    )
+
+
+def test_unknown_override_points_at_the_likely_typo() -> None:
+    known = [api["name"] for api in platform_object("prod")["catalogue"]["apis"]]
+    typo = known[0][:-1] + "x"
+    message = _refused(lambda p: p["mesh"]["overrides"].append({"api": typo}))
+    assert f"unknown API {typo!r} (did you mean {known[0]!r}" in message
+
+
+def test_name_hint_samples_a_long_catalogue_instead_of_listing_it() -> None:
+    known = {f"service-{index:04d}" for index in range(1000)}
+    hint = name_hint("billing", known)
+    assert hint == "known: " + ", ".join(sorted(known)[:8]) + ", and 992 more"
+    assert name_hint("service-0042x", known).startswith("did you mean 'service-0042'")
+    assert name_hint("billing", set()) == "known: none"
 
 
 def test_mesh_operator_can_be_left_to_the_platform_team() -> None:
