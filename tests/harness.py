@@ -100,6 +100,7 @@ class Recording:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     error: BaseException | None = None
+    registered: int = 0  # resources registered (excluding the stack), recorded in detail or not
 
     def of_type(self, typ: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == typ]
@@ -176,13 +177,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class CountingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's own mock monitor, counting registrations: the cost floor of the mocks themselves."""
+
     def __init__(self, mocks: pulumi.runtime.Mocks, recording: Recording):
         super().__init__(mocks)
         self.recording = recording
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.recording.registered += 1
+        return response
+
+
+class RecordingMonitor(CountingMonitor):
+    """Also records every resource's type, name, inputs, parent, dependencies and options."""
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = json_format.MessageToDict(request.object)
             self.recording.resources.append(
@@ -233,13 +246,14 @@ def run_program(
     secrets: dict[str, str] | None = None,
     extra_config: dict[str, Any] | None = None,
     program: Path | None = None,
+    record: bool = True,
 ) -> Recording:
     """Run `__main__.py` for `stack` under recording mocks.
 
     `platform` replaces the committed platform object; `mutate` edits a copy of it in place.
     `secrets` are the secure keys (full names) set for the run; None sets every known secure key
     to a placeholder. A failure of the program is kept in `Recording.error` together with
-    whatever was registered before it.
+    whatever was registered before it. `record=False` only counts registrations (benchmarks).
     """
     config = stack_config(stack)
     config.update(extra_config or {})
@@ -261,18 +275,19 @@ def run_program(
         values[key] = value
         secret_keys.append(key)
     recording = Recording()
-    contextvars.Context().run(_run, stack, values, secret_keys, recording, program or ROOT / "__main__.py")
+    monitor = (RecordingMonitor if record else CountingMonitor)(RecordingMocks(), recording)
+    contextvars.Context().run(_run, stack, values, secret_keys, monitor, program or ROOT / "__main__.py")
     return recording
 
 
-def _run(stack: str, config: dict[str, str], secret_keys: list[str], recording: Recording, program_path: Path) -> None:
+def _run(
+    stack: str, config: dict[str, str], secret_keys: list[str], monitor: CountingMonitor, program_path: Path
+) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks = RecordingMocks()
+    recording = monitor.recording
     try:
-        pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks, recording)
-        )
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(config, secret_keys)
         exports: dict[str, Any] = {}
         original_export = pulumi.export
