@@ -83,8 +83,8 @@ class Measurement:
     mesh_per_api: float  # MeshTrafficPermissions: one per distinct backend, and each synthetic API has its own
     per_consumer: float  # Kubernetes objects named after a synthetic consumer
     seconds_sdk: float  # the program under the SDK's own mock monitor
-    seconds_recorded: float  # the program under the recording harness the tests use
     trivial_sdk: float  # as many trivial resources, SDK mock monitor
+    seconds_recorded: float  # the program under the recording harness the tests use
     trivial_recorded: float  # as many trivial resources, recording harness
 
 
@@ -94,30 +94,26 @@ def objects_of(platform: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     return len(run.resources), [(o.kind, o.name) for o in run.kubernetes_objects()]
 
 
+def against_floor(platform: dict[str, Any], resources: int, record: bool) -> tuple[float, float]:
+    """Seconds for the program, and for as many trivial resources through the same monitor."""
+    run, seconds = timed(record, platform=platform)
+    trivial, floor = timed(record, program=TRIVIAL, extra_config={"benchmark:count": str(resources)})
+    if not run.registered == trivial.registered == resources:
+        raise SystemExit(f"registered {run.registered} and {trivial.registered} resources, expected {resources}")
+    return seconds, floor
+
+
 def measure(size: int, timing: bool = True) -> Measurement:
     resources, objects = objects_of(stack_with(size))
     api_objects = [kind for kind, name in objects if API_OBJECT.search(name)]
     mesh = api_objects.count(MESH_PERMISSION)
     per_api = (len(api_objects) - mesh) / max(size, 1)
     per_consumer = sum(1 for _, name in objects if CONSUMER_OBJECT.search(name)) / max(size, 1)
-    seconds = {True: 0.0, False: 0.0}
-    floor = {True: 0.0, False: 0.0}
-    for record in (False, True) if timing else ():
-        run, seconds[record] = timed(record, platform=stack_with(size))
-        trivial, floor[record] = timed(record, program=TRIVIAL, extra_config={"benchmark:count": str(resources)})
-        assert run.registered == trivial.registered == resources
-    return Measurement(
-        size,
-        resources,
-        len(objects),
-        per_api,
-        mesh / max(size, 1),
-        per_consumer,
-        seconds[False],
-        seconds[True],
-        floor[False],
-        floor[True],
-    )
+    sdk = recorded = (0.0, 0.0)
+    if timing:
+        sdk = against_floor(stack_with(size), resources, record=False)
+        recorded = against_floor(stack_with(size), resources, record=True)
+    return Measurement(size, resources, len(objects), per_api, mesh / max(size, 1), per_consumer, *sdk, *recorded)
 
 
 def main(sizes: list[int]) -> int:

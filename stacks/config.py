@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +25,7 @@ LABEL_KEY = re.compile(
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 
 
-def name_hint(name: str, known: set[str], shown: int = 8) -> str:
+def name_hint(name: str, known: Collection[str], shown: int = 8) -> str:
     """A short pointer to what `name` may have meant: the closest known names, else a sample."""
     close = difflib.get_close_matches(name, known, n=3)
     if close:
@@ -600,6 +601,10 @@ class ApisConfig(StrictModel):
     real_ip_header: str = "X-Forwarded-For"
     oauth2_token_ttl_s: int = Field(default=3600, ge=60)
 
+    @property
+    def by_name(self) -> dict[str, ApiConfig]:
+        return {api.name: api for api in self.apis}
+
     @model_validator(mode="after")
     def _catalogue(self) -> ApisConfig:
         names = [a.name for a in self.apis]
@@ -875,9 +880,9 @@ class PlatformConfig(StrictModel):
     @model_validator(mode="after")
     def _mesh_references(self) -> PlatformConfig:
         """Mesh permissions and overrides name APIs of the catalogue; AI routes name cluster Services."""
-        apis = {api.name for api in self.catalogue.apis}
+        apis = self.catalogue.by_name
         for api in self.catalogue.apis:
-            unknown = sorted(set(api.backend.calls) - apis)
+            unknown = sorted(set(api.backend.calls) - apis.keys())
             if unknown:
                 raise ValueError(f"API {api.name}: backend.calls names unknown APIs {unknown} (mesh permission)")
             for target in api.ai_routing.targets() if api.ai_routing else []:
@@ -886,20 +891,18 @@ class PlatformConfig(StrictModel):
                         f"API {api.name}: AI route host {target.host!r} must be a cluster Service "
                         "(<name>.<namespace>.svc) so the mesh can permit Kong to reach it"
                     )
-        by_name = {api.name: api for api in self.catalogue.apis}
         overridden: dict[BackendKey, str] = {}
         for override in self.mesh.overrides:
             if override.api not in apis:
                 raise ValueError(f"mesh.overrides: unknown API {override.api!r} ({name_hint(override.api, apis)})")
-            backend = by_name[override.api].backend
-            key = backend.workload
-            if key in overridden:
+            backend = apis[override.api].backend
+            if backend.workload in overridden:
                 raise ValueError(
-                    f"mesh.overrides: {overridden[key]!r} and {override.api!r} route to the same backend "
+                    f"mesh.overrides: {overridden[backend.workload]!r} and {override.api!r} route to the same backend "
                     f"({backend.namespace}, {dict(backend.selector)}); mesh policies apply per backend, "
                     "so give it one override"
                 )
-            overridden[key] = override.api
+            overridden[backend.workload] = override.api
         return self
 
     @model_validator(mode="after")

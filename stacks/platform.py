@@ -182,6 +182,11 @@ def api_spec(api: ApiConfig) -> ApiSpec:
 KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from it
 
 
+def backend_workload(api: ApiConfig) -> Workload:
+    """The data planes of an API's backend, named after the API."""
+    return Workload(api.name, api.backend.namespace, api.backend.selector)
+
+
 def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
     """Deny by default; allow exactly what the catalogue implies.
 
@@ -194,14 +199,15 @@ def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
 
     backends: dict[BackendKey, Workload] = {}
     for api in cfg.catalogue.apis:
-        backends.setdefault(api.backend.workload, Workload(api.name, api.backend.namespace, api.backend.selector))
+        backends.setdefault(api.backend.workload, backend_workload(api))
     callers: dict[BackendKey, list[Workload]] = {key: [] for key in backends}
-    by_name = {api.name: api for api in cfg.catalogue.apis}
+    by_name = cfg.catalogue.by_name
     for caller in cfg.catalogue.apis:
+        caller_workload = backends[caller.backend.workload]
         for called in caller.backend.calls:
             sources = callers[by_name[called].backend.workload]
-            if backends[caller.backend.workload] not in sources:
-                sources.append(backends[caller.backend.workload])
+            if caller_workload not in sources:
+                sources.append(caller_workload)
     permissions = [Permission(backend, [kong, *callers[key], *scrapers]) for key, backend in backends.items()]
     ai_targets = {
         (target.host, target.port)
@@ -219,10 +225,10 @@ def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
 def mesh_args(cfg: PlatformConfig) -> ServiceMeshArgs:
     mesh = cfg.mesh
     defaults = Resilience(mesh.retry.model_dump(), mesh.timeout.model_dump(), mesh.circuit_breaker.model_dump())
-    apis = {api.name: api for api in cfg.catalogue.apis}
+    apis = cfg.catalogue.by_name
     overrides = [
         (
-            Workload(o.api, apis[o.api].backend.namespace, apis[o.api].backend.selector),
+            backend_workload(apis[o.api]),
             Resilience(
                 (o.retry or mesh.retry).model_dump(),
                 (o.timeout or mesh.timeout).model_dump(),
