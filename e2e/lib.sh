@@ -110,13 +110,38 @@ cluster_down() {
 
 # pulumi_workspace DIR: a copy of the project (git-tracked files plus working-tree edits) using
 # the repository's virtualenv, a local file backend and a fixed passphrase; exports PULUMI_*.
+# The resource plugins the toolchain built are installed into this Pulumi home the way a user
+# installs them (`pulumi plugin install`), and nothing is taken from PATH: the CLI's bundled
+# language host sits beside it, every provider comes from the plugin cache.
 pulumi_workspace() {
-  local w="$1"
+  local w="$1" plugins name version binary
   mkdir -p "$w/project" "$w/state" "$w/home"
   (cd "$E2E_ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$w/project")
   ln -s "$E2E_ROOT/.venv" "$w/project/.venv"
   export PULUMI_HOME="$w/home" PULUMI_BACKEND_URL="file://$w/state" PULUMI_CONFIG_PASSPHRASE=e2e-only \
-    PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+    PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
+    PULUMI_IGNORE_AMBIENT_PLUGINS=true E2E_PULUMI_LOG="$w/pulumi.log"
+  plugins="$(dirname "$(type -P pulumi)")/plugins.tsv"
+  [ -f "$plugins" ] || { e2e_log "no $plugins: run e2e/toolchain.sh"; return 1; }
+  while IFS=$'\t' read -r name version binary; do
+    command pulumi plugin install resource "$name" "$version" --file "$binary" >/dev/null 2>&1 ||
+      { e2e_log "could not install the $name $version plugin from $binary"; return 1; }
+  done <"$plugins"
+}
+
+# pulumi ARGS...: the CLI, with everything it prints also kept in $E2E_PULUMI_LOG, so a run can
+# check afterwards that no plugin came from PATH and no plugin version was questioned.
+pulumi() {
+  if [ -z "${E2E_PULUMI_LOG:-}" ]; then command pulumi "$@"; return; fi
+  command pulumi "$@" > >(tee -a "$E2E_PULUMI_LOG") 2> >(tee -a "$E2E_PULUMI_LOG" >&2)
+}
+
+# plugin_warnings: fail when the CLI warned about where a plugin came from or its version.
+plugin_warnings() {
+  local found
+  [ -s "$E2E_PULUMI_LOG" ] || { echo "no Pulumi output was captured in $E2E_PULUMI_LOG" >&2; return 1; }
+  found="$(grep -iE 'from \$PATH|warning:.*plugin|plugin.*(older|newer|version mismatch)' "$E2E_PULUMI_LOG" || true)"
+  [ -z "$found" ] || { echo "plugin warnings from the Pulumi CLI:" >&2; echo "$found" >&2; return 1; }
 }
 
 # select_stack STACK: create the stack in the workspace and point it at the local cluster with
@@ -134,3 +159,4 @@ select_stack() {
     pulumi config set --secret "$key" "placeholder-$key"
   done
 }
+

@@ -76,5 +76,6 @@ for stack in "${STACKS[@]}"; do
   step "$stack:destroy" pulumi destroy --yes --non-interactive --skip-preview
   step "$stack:nothing-left" "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$stack" --gone
 done
+step plugins-from-the-plugin-cache plugin_warnings
 e2e_log "timings (ms):"; column -t "$E2E_TIMINGS" >&2
 e2e_log "passed: ${STACKS[*]}"

@@ -1,26 +1,49 @@
 #!/usr/bin/env bash
-# Builds the real Pulumi engine, its plugins and a Kubernetes API server from pinned Go
-# modules, into a cache outside the repository. Idempotent: a binary whose pin (or, for the
-# project's own Go tools, whose source) is unchanged is not rebuilt.
+# Builds the real Pulumi engine, its plugins, Helm and a Kubernetes API server from pinned Go
+# modules (and from the upstream plugin sources in ../shared/upstream, which the module proxy
+# refuses to serve), into a cache outside the repository. Idempotent: a binary whose pin is
+# unchanged is not rebuilt. Concurrent runs are serialised by a lock, and a slot only appears
+# once its build has finished, so an interrupted build never leaves a half-built binary behind.
 #
-#   e2e/toolchain.sh            build what is missing, print the bin directory on stdout
-#   e2e/toolchain.sh --check    exit 0 if every binary is already cached, 1 otherwise
+#   e2e/toolchain.sh [NAME...]          build what is missing, print the bin directory on stdout
+#   e2e/toolchain.sh --check [NAME...]  exit 0 if the binaries are already cached, 1 otherwise
+#
+# NAME is one of pulumi langhost random tls kubernetes etcd control-plane helm (default: all).
+#
+# The bin directory holds the CLI with its bundled Python language host (the CLI looks for it
+# beside its own executable), Helm and the control plane; it goes on PATH. The resource
+# plugins are not on PATH: `plugins.tsv` in the bin directory lists name, version and binary,
+# for `pulumi plugin install resource NAME VERSION -f BINARY` (see e2e/lib.sh).
 #
 # Cache: $API_PLATFORM_TOOLCHAIN_DIR (default ~/.cache/api-platform/toolchain).
+# Upstream sources: $API_PLATFORM_UPSTREAM_DIR (default ../shared/upstream beside the repository).
 set -euo pipefail
 
+# The whole script is one brace group, read before it runs: editing this file while a build
+# runs cannot change what that build executes.
+{
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+
 # ---- pins -----------------------------------------------------------------------------------
-# The Pulumi CLI and the Python SDK in requirements.txt share a version.
-PULUMI_VERSION=3.252.0
-# pulumi-kubernetes' provider module is untagged; this pseudo-version is the v4.25.0 tag commit,
-# matching pulumi-kubernetes==4.25.0 in requirements.txt.
-K8S_PROVIDER_VERSION=4.25.0
+# Plugin versions are the ones requirements.txt pins for the Python SDKs, so the engine loads
+# exactly the version each SDK asks for.
+pinned() { sed -n "s/^$1==\([0-9.]*\)$/\1/p" "$ROOT/requirements.txt"; }
+PULUMI_VERSION="$(pinned pulumi)"
+K8S_PROVIDER_VERSION="$(pinned pulumi-kubernetes)"
+RANDOM_VERSION="$(pinned pulumi-random)"
+TLS_VERSION="$(pinned pulumi-tls)"
+# pulumi-kubernetes' provider module is untagged; this pseudo-version is the v4.25.0 tag commit.
 K8S_PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+# The terraform-provider-tls pseudo-version pulumi-tls' go.mod asks for is not served; this one is.
+TF_TLS_VERSION=v1.2.1-0.20260819085117-d044ca7c6f52
 KUBE_VERSION=1.34.4
 ETCD_VERSION=3.6.16
+# The Helm library pulumi-kubernetes 4.25.0 itself renders charts with.
+HELM_VERSION=3.18.6
 # ---------------------------------------------------------------------------------------------
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+UPSTREAM="${API_PLATFORM_UPSTREAM_DIR:-$ROOT/../shared/upstream}"
 CACHE="${API_PLATFORM_TOOLCHAIN_DIR:-$HOME/.cache/api-platform/toolchain}"
 BIN="$CACHE/bin"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
@@ -28,31 +51,49 @@ GO_BUILD=(go build -trimpath)
 
 log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-src_hash() { (cd "$1" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12); }
+for v in PULUMI_VERSION K8S_PROVIDER_VERSION RANDOM_VERSION TLS_VERSION; do
+  [ -n "${!v}" ] || { echo "toolchain: no exact pin for $v in requirements.txt" >&2; exit 2; }
+done
 
-# slot NAME KEY -> directory that holds the binaries of NAME built for KEY
-slot() { echo "$CACHE/$1-$2"; }
-have() { [ -f "$(slot "$1" "$2")/.done" ]; }
-done_slot() { touch "$(slot "$1" "$2")/.done"; }
-
-LANGHOST_KEY="$PULUMI_VERSION-$(src_hash "$HERE/tools/pulumi-language-python")"
-PROVIDERS_KEY="$(src_hash "$HERE/tools/providers")"
 declare -A KEYS=(
   [pulumi]="$PULUMI_VERSION"
-  [langhost]="$LANGHOST_KEY"
-  [providers]="$PROVIDERS_KEY"
+  [langhost]="$PULUMI_VERSION"
+  [random]="$RANDOM_VERSION"
+  [tls]="$TLS_VERSION"
   [kubernetes]="$K8S_PROVIDER_VERSION"
   [control-plane]="$KUBE_VERSION"
   [etcd]="$ETCD_VERSION"
+  [helm]="$HELM_VERSION-k8s$KUBE_VERSION"
 )
+ORDER=(pulumi langhost random tls kubernetes etcd control-plane helm)
 
-if [ "${1:-}" = "--check" ]; then
-  for n in "${!KEYS[@]}"; do have "$n" "${KEYS[$n]}" || exit 1; done
+# slot NAME -> the directory that holds NAME's binaries for its current key
+slot() { echo "$CACHE/$1-${KEYS[$1]}"; }
+have() { [ -f "$(slot "$1")/.done" ]; }
+
+CHECK=false
+WANT=()
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK=true ;;
+    *) [ -n "${KEYS[$arg]:-}" ] || { echo "toolchain: unknown binary $arg (one of ${ORDER[*]})" >&2; exit 2; }
+       WANT+=("$arg") ;;
+  esac
+done
+[ ${#WANT[@]} -gt 0 ] || WANT=("${ORDER[@]}")
+if $CHECK; then
+  for n in "${WANT[@]}"; do have "$n" || exit 1; done
   exit 0
 fi
 
 command -v go >/dev/null || { echo "toolchain: Go is required (go1.25 or newer)" >&2; exit 2; }
+mkdir -p "$CACHE"
+# One build at a time per cache: a second run waits, then finds the slots built.
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+  log "another toolchain build holds $CACHE/.lock; waiting"
+  flock 9
+fi
 
 # wrapper_module DIR MODULE_PATH GO_VERSION: a fresh go.mod in DIR
 wrapper_module() {
@@ -60,42 +101,67 @@ wrapper_module() {
   printf 'module %s\n\ngo %s\n' "$2" "$3" >"$1/go.mod"
 }
 
+# copy_source DIR -> a writable copy of an upstream source folder under $CACHE/work
+copy_source() {
+  local w="$CACHE/work/$(basename "$1")"
+  [ -d "$1" ] || { echo "toolchain: upstream source $1 not found (set API_PLATFORM_UPSTREAM_DIR)" >&2; exit 2; }
+  rm -rf "$w" && mkdir -p "$CACHE/work" && cp -r "$1" "$w" && chmod -R u+w "$w"
+  echo "$w"
+}
+
+# Each builder writes its binaries into $OUT (a temporary directory that becomes the slot).
 build_pulumi() {
-  local out w; out="$(slot pulumi "$PULUMI_VERSION")"; w="$CACHE/work/pulumi"
+  local w="$CACHE/work/pulumi"
   wrapper_module "$w" local.build/pulumi-cli 1.25.11
   (cd "$w"
     # pkg/go.mod's one non-local replace must be repeated in the main module.
     go mod edit -replace github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
     go get "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" >&2
-    mkdir -p "$out"
     "${GO_BUILD[@]}" -tags osusergo,grpcnotrace \
       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
-      -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
-  done_slot pulumi "$PULUMI_VERSION"
+      -o "$OUT/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
 }
 
+# Upstream's Python language host. Its go.mod points pkg and sdk at the monorepo; use the
+# published modules of the same release instead. The exec script ships in the sdk module.
 build_langhost() {
-  local out sdk; out="$(slot langhost "$LANGHOST_KEY")"; mkdir -p "$out"
-  (cd "$HERE/tools/pulumi-language-python"
-    "${GO_BUILD[@]}" -ldflags "-s -w -X main.version=$PULUMI_VERSION" -o "$out/pulumi-language-python" .
+  local w sdk
+  w="$(copy_source "$UPSTREAM/pulumi-language-python-v$PULUMI_VERSION")"
+  (cd "$w"
+    go mod edit -dropreplace github.com/pulumi/pulumi/pkg/v3 -dropreplace github.com/pulumi/pulumi/sdk/v3 \
+      -require "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+    go mod tidy >&2
+    "${GO_BUILD[@]}" -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+      -o "$OUT/pulumi-language-python" .
     sdk="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
-    install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec")
-  done_slot langhost "$LANGHOST_KEY"
+    install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$OUT/pulumi-language-python-exec")
+  rm -rf "$w"
 }
 
-build_providers() {
-  local out; out="$(slot providers "$PROVIDERS_KEY")"; mkdir -p "$out"
-  (cd "$HERE/tools/providers"
-    "${GO_BUILD[@]}" -ldflags "-s -w -X main.version=4.21.4" -o "$out/" ./cmd/pulumi-resource-random
-    "${GO_BUILD[@]}" -ldflags "-s -w -X main.version=5.6.2" -o "$out/" ./cmd/pulumi-resource-tls)
-  done_slot providers "$PROVIDERS_KEY"
+# A bridged provider: generate the embedded schema, then build with the version stamped.
+# build_bridged NAME MAJOR VERSION [go mod edit flags...]
+build_bridged() {
+  local name="$1" major="$2" version="$3" w; shift 3
+  w="$(copy_source "$UPSTREAM/pulumi-$name-provider")"
+  (cd "$w"
+    [ $# -eq 0 ] || go mod edit "$@"
+    (cd "cmd/pulumi-resource-$name" && VERSION="$version" go generate main.go >&2)
+    "${GO_BUILD[@]}" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-$name/provider/$major/pkg/version.Version=$version" \
+      -o "$OUT/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
+  rm -rf "$w"
+}
+build_random() { build_bridged random v4 "$RANDOM_VERSION"; }
+build_tls() {
+  build_bridged tls v5 "$TLS_VERSION" -replace "github.com/hashicorp/terraform-provider-tls=github.com/hashicorp/terraform-provider-tls@$TF_TLS_VERSION"
 }
 
 # The provider module embeds schema-embed.json, which upstream generates and does not ship in
 # the module zip: copy the module out of the read-only cache, generate it, then build.
-build_kubernetes_provider() {
-  local out w p s; out="$(slot kubernetes "$K8S_PROVIDER_VERSION")"; w="$CACHE/work/kubernetes"
-  rm -rf "$w" && mkdir -p "$w" "$out"
+build_kubernetes() {
+  local w p s; w="$CACHE/work/kubernetes"
+  rm -rf "$w" && mkdir -p "$w"
   p="$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   s="$(go mod download -json "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$K8S_PROVIDER_VERSION" |
@@ -105,19 +171,17 @@ build_kubernetes_provider() {
   (cd "$w/provider"
     "${GO_BUILD[@]}" \
       -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
-      -o "$out/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes)
+      -o "$OUT/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes)
   rm -rf "$w"
-  done_slot kubernetes "$K8S_PROVIDER_VERSION"
 }
 
 # kube-apiserver and kube-controller-manager (namespace finalization, garbage collection; no
 # scheduler and no kubelet, so pods are accepted but never run). k8s.io/kubernetes requires its
 # staging modules at v0.0.0 through local replaces; point each at the published v0.X.Y instead.
 build_control_plane() {
-  local out w gomod minor; out="$(slot control-plane "$KUBE_VERSION")"; w="$CACHE/work/control-plane"
+  local w gomod minor; w="$CACHE/work/control-plane"
   minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
   wrapper_module "$w" local.build/control-plane 1.24.0
-  mkdir -p "$out"
   (cd "$w"
     gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
     grep -oE '^\s*k8s\.io/[A-Za-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | while read -r m; do
@@ -130,37 +194,74 @@ build_control_plane() {
       ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
     for cmd in kube-apiserver kube-controller-manager; do
-      "${GO_BUILD[@]}" -tags selinux,notest -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+      "${GO_BUILD[@]}" -tags selinux,notest -ldflags "$ld" -o "$OUT/$cmd" "k8s.io/kubernetes/cmd/$cmd"
     done)
-  done_slot control-plane "$KUBE_VERSION"
 }
 
 build_etcd() {
-  local out w; out="$(slot etcd "$ETCD_VERSION")"; w="$CACHE/work/etcd"
+  local w="$CACHE/work/etcd"
   wrapper_module "$w" local.build/etcd 1.25.0
-  mkdir -p "$out"
   (cd "$w"
     go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
-    "${GO_BUILD[@]}" -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
-  done_slot etcd "$ETCD_VERSION"
+    "${GO_BUILD[@]}" -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3)
 }
 
-declare -A BUILDERS=(
-  [pulumi]=build_pulumi [langhost]=build_langhost [providers]=build_providers
-  [kubernetes]=build_kubernetes_provider [control-plane]=build_control_plane [etcd]=build_etcd
-)
+# Helm defaults to rendering for Kubernetes 1.20, below several charts' kubeVersion: stamp the
+# version the stacks target, as Helm's own Makefile does.
+build_helm() {
+  local w="$CACHE/work/helm" minor
+  minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
+  wrapper_module "$w" local.build/helm 1.24.0
+  (cd "$w"
+    go get "helm.sh/helm/v3@v$HELM_VERSION" >&2
+    "${GO_BUILD[@]}" -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+      -o "$OUT/helm" helm.sh/helm/v3/cmd/helm)
+}
 
-mkdir -p "$CACHE" "$BIN"
-for n in pulumi langhost providers kubernetes etcd control-plane; do
-  if have "$n" "${KEYS[$n]}"; then
+mkdir -p "$BIN"
+for n in "${WANT[@]}"; do
+  if have "$n"; then
     log "$n ${KEYS[$n]}: cached"
-  else
-    start=$(date +%s)
-    log "$n ${KEYS[$n]}: building"
-    "${BUILDERS[$n]}"
-    log "$n ${KEYS[$n]}: built in $(( $(date +%s) - start ))s"
+    continue
   fi
-  # Refresh the links in the shared bin directory to this key's binaries.
-  for f in "$(slot "$n" "${KEYS[$n]}")"/*; do ln -sfn "$f" "$BIN/$(basename "$f")"; done
+  start=$(date +%s)
+  log "$n ${KEYS[$n]}: building"
+  OUT="$CACHE/.building-$n"
+  rm -rf "$OUT" "$(slot "$n")" && mkdir -p "$OUT"
+  "build_${n//-/_}"
+  touch "$OUT/.done" && mv "$OUT" "$(slot "$n")"
+  log "$n ${KEYS[$n]}: built in $(($(date +%s) - start))s"
+done
+
+# The bin directory, refreshed from the slots one file at a time, each replaced atomically (a
+# run using it meanwhile never misses a binary). Hard links, not symbolic ones: the CLI looks for
+# its language host beside the resolved path of its own executable. Temporary names are fresh
+# files: writing through a leftover link would overwrite the binary it points at.
+publish() {  # publish SRC NAME: $BIN/NAME becomes SRC's file
+  local tmp
+  [ "$1" -ef "$BIN/$2" ] && return 0
+  tmp="$(mktemp -u "$BIN/.link.XXXXXX")"
+  ln "$1" "$tmp" && mv -f "$tmp" "$BIN/$2"
+}
+rm -f "$BIN"/.new "$BIN"/.link.* "$BIN"/.plugins.*
+declare -A WANTED=([plugins.tsv]=1)
+for n in pulumi langhost etcd control-plane helm; do
+  have "$n" || continue
+  for f in "$(slot "$n")"/*; do
+    publish "$f" "$(basename "$f")"
+    WANTED[$(basename "$f")]=1
+  done
+done
+plugins="$(mktemp "$BIN/.plugins.XXXXXX")"
+for n in kubernetes random tls; do
+  have "$n" || continue
+  printf '%s\t%s\t%s\n' "$n" "${KEYS[$n]}" "$(slot "$n")/pulumi-resource-$n"
+done >"$plugins"
+chmod 0644 "$plugins" && mv -f "$plugins" "$BIN/plugins.tsv"
+for f in "$BIN"/*; do
+  [ -n "${WANTED[$(basename "$f")]:-}" ] || rm -f "$f"
 done
 echo "$BIN"
+exit
+}

@@ -34,6 +34,7 @@ def test_dev_and_prod_deploy_and_destroy_on_a_local_api_server() -> None:
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-6000:]
     assert "passed: dev prod" in log
+    assert "step plugins-from-the-plugin-cache: ok" in log  # upstream plugins, none from PATH
     for stack in ("dev", "prod"):
         assert f"{stack}: all " in log and "stored as declared" in log
         assert f"step {stack}:preview-no-changes: ok" in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,31 @@ def test_crd_install_gives_up_on_a_real_error(tmp_path: Path) -> None:
     server = _FakeApiServer([(403, {"reason": "Forbidden"})])
     with pytest.raises(RuntimeError, match="HTTP 403"):
         install_crds(server, [tmp_path], timeout=30)
+
+
+def _plugin_warnings(log: Path) -> subprocess.CompletedProcess[str]:
+    script = f'source "{ROOT}/e2e/lib.sh"; E2E_PULUMI_LOG="{log}" plugin_warnings'
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "warning: using pulumi-resource-kubernetes from $PATH at /usr/local/bin/pulumi-resource-kubernetes",
+        "warning: failed to get plugin info for language plugin python: exit status 1",
+        "warning: resource plugin random is older than the SDK's version (4.21.1 < 4.21.4)",
+    ],
+)
+def test_plugin_warnings_fail_the_run(tmp_path: Path, line: str) -> None:
+    log = tmp_path / "pulumi.log"
+    log.write_text(f"Previewing update (dev):\n{line}\n    + 84 to create\n")
+    run = _plugin_warnings(log)
+    assert run.returncode == 1 and line in run.stderr
+
+
+def test_a_clean_log_passes_and_an_empty_one_does_not(tmp_path: Path) -> None:
+    log = tmp_path / "pulumi.log"
+    log.write_text("Previewing update (dev):\n    + 84 to create\nResources:\n")
+    assert _plugin_warnings(log).returncode == 0
+    log.write_text("")
+    assert "no Pulumi output was captured" in _plugin_warnings(log).stderr
