@@ -22,6 +22,24 @@ CA_ISSUER = "platform-ca"
 ACME_ISSUER = "letsencrypt"
 
 
+def cert_manager_values(release: HelmChart) -> dict[str, object]:
+    """The controller, the webhook and the CA injector: each with the release's replicas, resources
+    and, when replicated, a PodDisruptionBudget."""
+    deployment = {
+        "replicaCount": release.replicas or 1,
+        "resources": release.resources_dict,
+        "podDisruptionBudget": {"enabled": release.highly_available, "minAvailable": 1},
+    }
+    return {
+        "crds": {"enabled": True, "keep": True},
+        "startupapicheck": {"enabled": True},  # waits until the webhook answers
+        **deployment,
+        "webhook": deployment,
+        "cainjector": deployment,
+        "prometheus": {"enabled": True},
+    }
+
+
 @dataclass(frozen=True)
 class CertManagerArgs:
     namespace: str
@@ -45,16 +63,14 @@ class CertManager(pulumi.ComponentResource):
         )
         owners: list[pulumi.Resource] = [namespace]
         if args.release:
-            values = {
-                "crds": {"enabled": True, "keep": True},
-                "startupapicheck": {"enabled": True},  # waits until the webhook answers
-                "replicaCount": 2,
-                "webhook": {"replicaCount": 2},
-                "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
-                "prometheus": {"enabled": True},
-            }
             owners.append(
-                helm_release(f"{name}-release", "cert-manager", args.release, values, child(self, [namespace]))
+                helm_release(
+                    f"{name}-release",
+                    "cert-manager",
+                    args.release,
+                    cert_manager_values(args.release),
+                    child(self, [namespace]),
+                )
             )
         issuer_opts = child(self, owners)
         # What a Certificate elsewhere must wait for: the CRDs (the release) and its namespace.

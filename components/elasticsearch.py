@@ -9,7 +9,6 @@ re-runs it) sets the index lifecycle: logs and traces are deleted after their re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import pulumi
@@ -32,18 +31,19 @@ ES_API = "elasticsearch.k8s.elastic.co/v1"
 ES_USER = 1000  # the elasticsearch user of the official image
 JOB_USER = 65532
 CURL_IMAGE = "docker.io/curlimages/curl:8.16.0"
+RETENTION_SCHEDULE = "30 1 * * *"  # daily, after the night's index rollover
 
 ROLES = """\
 log-writer:
-  cluster: [monitor, manage_index_templates, manage_ilm]
+  cluster: [monitor]
   indices:
     - names: ["logs-*"]
-      privileges: [create_index, create_doc, write, view_index_metadata, manage_ilm]
+      privileges: [create_index, create_doc, write, view_index_metadata]
 trace-writer:
-  cluster: [monitor, manage_index_templates, manage_ilm]
+  cluster: [monitor, manage_index_templates]
   indices:
     - names: ["jaeger-*"]
-      privileges: [create_index, create_doc, write, read, view_index_metadata, manage_ilm, manage]
+      privileges: [create_index, create_doc, write, read, view_index_metadata, manage]
 """
 
 
@@ -76,33 +76,37 @@ class ElasticsearchArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
-def ilm_script(log_days: int, trace_days: int) -> str:
-    """Lifecycle policies and index templates: delete logs and traces after their retention."""
-    lines = ["set -eu", 'ES="https://$ES_HOST:9200"', 'AUTH="elastic:$(cat /etc/es-user/elastic)"']
-    for prefix, days in (("logs", log_days), ("jaeger", trace_days)):
-        policy = (
-            '{"policy":{"phases":{"hot":{"actions":{}},'
-            f'"delete":{{"min_age":"{days}d","actions":{{"delete":{{}}}}}}}}}}}}'
-        )
-        template = (
-            f'{{"index_patterns":["{prefix}-*"],"priority":200,'
-            f'"template":{{"settings":{{"index.lifecycle.name":"{prefix}-retention"}}}}}}'
-        )
-        for path, body in (
-            (f"_ilm/policy/{prefix}-retention", policy),
-            (f"_index_template/{prefix}-retention", template),
-        ):
-            lines.append(
-                f'curl --fail --silent --show-error --cacert /etc/es-ca/ca.crt -u "$AUTH" -X PUT '
-                f"-H 'Content-Type: application/json' \"$ES/{path}\" -d '{body}'"
-            )
-    lines.append('echo "index lifecycle set"')
+def retention_script(retention_days: dict[str, int]) -> str:
+    """Delete each index family's indices created more than its retention ago.
+
+    Jaeger and Fluent Bit write one index per day. Index templates cannot carry the lifecycle:
+    Elasticsearch applies only the highest-priority matching template, so ours would replace the
+    mappings Jaeger installs for its own indices. Deleting by creation date needs no template.
+    """
+    lines = [
+        "set -eu",
+        'ES="https://$ES_HOST:9200"',
+        'AUTH="elastic:$(cat /etc/es-user/elastic)"',
+        'es() { curl --fail --silent --show-error --cacert /etc/es-ca/ca.crt -u "$AUTH" "$@"; }',
+        "now_ms=$(( $(date +%s) * 1000 ))",
+    ]
+    for prefix, days in sorted(retention_days.items()):
+        lines += [
+            f"cutoff=$(( now_ms - {days} * 86400000 ))",
+            f'es "$ES/_cat/indices/{prefix}-*?h=index,creation.date&expand_wildcards=open" |',
+            "  while read -r index created; do",
+            '    [ -n "$index" ] && [ "$created" -lt "$cutoff" ] || continue',
+            f'    es -X DELETE "$ES/$index" >/dev/null && echo "deleted $index (older than {days} days)"',
+            "  done",
+        ]
+    lines.append('echo "retention applied"')
     return "\n".join(lines) + "\n"
 
 
 class Elasticsearch(pulumi.ComponentResource):
     url: str
     http_service: str
+    http_certificate_secret: str  # tls.crt, tls.key and ca.crt (the platform CA) of the HTTP endpoint
     writer_secrets: dict[str, str]
 
     def __init__(self, name: str, args: ElasticsearchArgs, opts: pulumi.ResourceOptions | None = None):
@@ -116,7 +120,12 @@ class Elasticsearch(pulumi.ComponentResource):
                     f"{name}-operator",
                     "elastic-operator",
                     args.operator,
-                    {"installCRDs": True},
+                    {
+                        "installCRDs": True,
+                        "replicaCount": args.operator.replicas or 1,
+                        "resources": args.operator.resources_dict,
+                        "podDisruptionBudget": {"enabled": args.operator.highly_available, "minAvailable": 1},
+                    },
                     child(self, args.depends_on),
                 )
             )
@@ -124,7 +133,7 @@ class Elasticsearch(pulumi.ComponentResource):
 
         self.http_service = f"{cluster}-es-http"
         self.url = f"https://{self.http_service}.{ns}.svc:9200"
-        http_cert_secret = f"{cluster}-http-tls"
+        http_cert_secret = self.http_certificate_secret = f"{cluster}-http-tls"
         http_cert = custom_resource(
             f"{name}-http-certificate",
             "cert-manager.io/v1",
@@ -259,57 +268,64 @@ class Elasticsearch(pulumi.ComponentResource):
                 {"version": args.version, "count": 1, "elasticsearchRef": {"name": cluster}},
                 child(self, [*owners, self.elasticsearch]),
             )
-        script = ilm_script(args.log_retention_days, args.trace_retention_days)
-        digest = hashlib.sha256(script.encode()).hexdigest()[:8]
-        job_labels = {**app_labels(cluster, "index-lifecycle"), "kuma.io/sidecar-injection": "disabled"}
-        k8s.batch.v1.Job(
-            f"{name}-index-lifecycle",
-            metadata=meta(f"{cluster}-ilm-{digest}", ns, job_labels),
+        job_labels = {**app_labels(cluster, "index-retention"), "kuma.io/sidecar-injection": "disabled"}
+        script = retention_script({"logs": args.log_retention_days, "jaeger": args.trace_retention_days})
+        k8s.batch.v1.CronJob(
+            f"{name}-index-retention",
+            metadata=meta(f"{cluster}-retention", ns, job_labels),
             spec={
-                "backoffLimit": 20,
-                "template": {
-                    "metadata": {"labels": job_labels},
+                "schedule": RETENTION_SCHEDULE,
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 1,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {
                     "spec": {
-                        "restartPolicy": "OnFailure",
-                        "automountServiceAccountToken": False,
-                        "securityContext": restricted_pod_security(JOB_USER),
-                        "containers": [
-                            {
-                                "name": "ilm",
-                                "image": CURL_IMAGE,
-                                "command": ["/bin/sh", "-c", script],
-                                "env": [{"name": "ES_HOST", "value": f"{self.http_service}.{ns}.svc"}],
-                                "volumeMounts": [
-                                    {"name": "es-ca", "mountPath": "/etc/es-ca", "readOnly": True},
-                                    {"name": "es-user", "mountPath": "/etc/es-user", "readOnly": True},
+                        "backoffLimit": 3,
+                        "template": {
+                            "metadata": {"labels": job_labels},
+                            "spec": {
+                                "restartPolicy": "OnFailure",
+                                "automountServiceAccountToken": False,
+                                "securityContext": restricted_pod_security(JOB_USER),
+                                "containers": [
+                                    {
+                                        "name": "retention",
+                                        "image": CURL_IMAGE,
+                                        "command": ["/bin/sh", "-c", script],
+                                        "env": [{"name": "ES_HOST", "value": f"{self.http_service}.{ns}.svc"}],
+                                        "volumeMounts": [
+                                            {"name": "es-ca", "mountPath": "/etc/es-ca", "readOnly": True},
+                                            {"name": "es-user", "mountPath": "/etc/es-user", "readOnly": True},
+                                        ],
+                                        "resources": {
+                                            "requests": {"cpu": "10m", "memory": "16Mi"},
+                                            "limits": {"cpu": "100m", "memory": "64Mi"},
+                                        },
+                                        "securityContext": restricted_container_security(JOB_USER),
+                                    }
                                 ],
-                                "resources": {
-                                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                                    "limits": {"cpu": "100m", "memory": "64Mi"},
-                                },
-                                "securityContext": restricted_container_security(JOB_USER),
-                            }
-                        ],
-                        "volumes": [
-                            {
-                                "name": "es-ca",
-                                "secret": {
-                                    "secretName": http_cert_secret,
-                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                },
+                                "volumes": [
+                                    {
+                                        "name": "es-ca",
+                                        "secret": {
+                                            "secretName": http_cert_secret,
+                                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                        },
+                                    },
+                                    {"name": "es-user", "secret": {"secretName": f"{cluster}-es-elastic-user"}},
+                                ],
                             },
-                            {"name": "es-user", "secret": {"secretName": f"{cluster}-es-elastic-user"}},
-                        ],
-                    },
+                        },
+                    }
                 },
             },
             opts=child(self, [self.elasticsearch]),
         )
         # The job only dials out.
         k8s.networking.v1.NetworkPolicy(
-            f"{name}-index-lifecycle-network-policy",
-            metadata=meta(f"{cluster}-ilm", ns, job_labels),
-            spec={"podSelector": {"matchLabels": app_labels(cluster, "index-lifecycle")}, "policyTypes": ["Ingress"]},
+            f"{name}-index-retention-network-policy",
+            metadata=meta(f"{cluster}-retention", ns, job_labels),
+            spec={"podSelector": {"matchLabels": app_labels(cluster, "index-retention")}, "policyTypes": ["Ingress"]},
             opts=child(self),
         )
         self.register_outputs({"url": self.url, "writer_secrets": self.writer_secrets})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -138,13 +141,43 @@ def spread_over_zones_and_nodes(selector: Mapping[str, str]) -> list[k8s.core.v1
 
 @dataclass(frozen=True)
 class HelmChart:
-    """A pinned third-party chart."""
+    """A pinned third-party chart: from its repository, or from a local chart directory."""
 
     chart: str
     version: str
     repository: str
     namespace: str
     values: Mapping[str, object] = field(default_factory=dict)
+    path: str | None = None  # a local chart directory (air-gapped clusters, tests); wins over `repository`
+    replicas: int | None = None  # of the release's workloads; each component maps it to its chart's keys
+    resources: Resources | None = None  # of the release's main containers, likewise
+
+    @property
+    def highly_available(self) -> bool:
+        return (self.replicas or 1) > 1
+
+    @property
+    def resources_dict(self) -> dict[str, dict[str, str]] | None:
+        return self.resources.as_dict() if self.resources else None
+
+
+def release_pdb(
+    resource_name: str, chart: HelmChart, selector: Mapping[str, str], opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget | None:
+    """A PodDisruptionBudget for a release's replicated pods, where its chart has no setting for one.
+
+    Named after the pods' `app.kubernetes.io/instance` (the release), in the release's namespace.
+    """
+    if not chart.highly_available:
+        return None
+    return k8s.policy.v1.PodDisruptionBudget(
+        resource_name,
+        metadata=meta(selector["app.kubernetes.io/instance"], chart.namespace),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selector))
+        ),
+        opts=opts,
+    )
 
 
 def deep_merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[str, object]:
@@ -159,27 +192,82 @@ def deep_merge(base: Mapping[str, object], override: Mapping[str, object]) -> di
     return merged
 
 
+TEMPLATE_FUNCTION = "kubernetes:helm:template"
+
+
+class ChartRenderError(Exception):
+    """A release's chart does not render with the values the program passes."""
+
+
+def render_chart(release_name: str, chart: HelmChart, values: Mapping[str, object], parent: pulumi.Resource) -> Any:
+    """The chart rendered by the Kubernetes provider's own Helm (what `helm install` would apply),
+    for the cluster the provider targets: its version and the API versions it serves.
+
+    Called for every release before it is registered, in preview as in update, so a value the
+    chart's schema refuses or a template cannot render fails the preview, naming the release.
+    """
+    options: dict[str, object] = {
+        "release_name": release_name,
+        "namespace": chart.namespace,
+        "values": dict(values),
+        "version": chart.version,
+        "skip_crd_rendering": True,
+    }
+    if chart.path:
+        local = Path(chart.path)
+        options |= {"path": str(local.parent), "chart": local.name}
+    elif chart.repository.startswith("oci://"):
+        options["chart"] = f"{chart.repository.rstrip('/')}/{chart.chart}"
+    else:
+        options |= {"chart": chart.chart, "fetch_opts": {"repo": chart.repository, "version": chart.version}}
+    try:
+        result = pulumi.runtime.invoke(
+            TEMPLATE_FUNCTION, {"jsonOpts": json.dumps(options)}, pulumi.InvokeOptions(parent=parent)
+        )
+    except Exception as error:
+        raise ChartRenderError(
+            f"Helm release {release_name} ({chart.chart} {chart.version}) does not render with the values "
+            f"the program passes: {error}"
+        ) from None
+    return (result.value or {}).get("result")
+
+
 def helm_release(
-    name: str, release_name: str, chart: HelmChart, values: Mapping[str, object], opts: pulumi.ResourceOptions
+    name: str,
+    release_name: str,
+    chart: HelmChart,
+    values: Mapping[str, object],
+    opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
     """An operator as a pinned Helm release that waits for its resources (and hooks) to be ready.
 
-    The release name is explicit so object names inside the chart are stable.
+    The release name is explicit so object names inside the chart are stable. The chart is
+    rendered first (`render_chart`), so bad values fail before anything is installed.
     """
+    merged = deep_merge(values, chart.values)
+    if opts.parent is None:
+        raise ValueError(f"release {name} must be a component's child")
+    objects = render_chart(release_name, chart, merged, opts.parent)
+    if objects is not None:
+        pulumi.log.info(f"rendered {chart.chart} {chart.version}: {len(objects)} objects", opts.parent)
+    source = (
+        {"chart": chart.path}
+        if chart.path
+        else {"chart": chart.chart, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)}
+    )
     return k8s.helm.v3.Release(
         name,
         name=release_name,
-        chart=chart.chart,
         version=chart.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
         namespace=chart.namespace,
         create_namespace=True,
         atomic=True,
         cleanup_on_fail=True,
         wait_for_jobs=True,
         timeout=600,
-        values=deep_merge(values, chart.values),
+        values=merged,
         opts=opts,
+        **source,
     )
 
 

@@ -66,6 +66,8 @@ class KongApisArgs:
     ip_allow_list: list[str] = field(default_factory=list)
     ip_deny_list: list[str] = field(default_factory=list)
     bot_deny_user_agents: list[str] = field(default_factory=list)
+    # Gateway-wide plugins other capabilities configure (tracing): (plugin, config).
+    global_plugins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -309,6 +311,7 @@ class KongApis(pulumi.ComponentResource):
             if args.ip_deny_list:
                 restriction["deny"] = list(args.ip_deny_list)
             plugins.append(("ip-restriction", restriction))
+        plugins += args.global_plugins
         return [
             kong_plugin(
                 f"{self._name}-global-{plugin}",

@@ -8,7 +8,7 @@ PodDisruptionBudget and (optionally) Kong's CRDs from a pinned upstream file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,6 +17,7 @@ from components.k8s import (
     Resources,
     app_labels,
     child,
+    custom_resource,
     meta,
     restricted_container_security,
     restricted_pod_security,
@@ -25,6 +26,10 @@ from components.k8s import (
 )
 
 CONTROLLER_NAME = "kong-ingress-controller"
+WEBHOOK_NAME = f"{CONTROLLER_NAME}-webhook"  # its Service, Certificate and Secret
+WEBHOOK_PORT = 8080
+WEBHOOK_CERT_DIR = "/admission-webhook"
+KONG_RESOURCES = ["kongplugins", "kongclusterplugins", "kongconsumers", "kongconsumergroups", "kongvaults"]
 CONTROLLER_CLASS = "ingress-controllers.konghq.com/kong"
 CONTROLLER_USER = 65532  # distroless nonroot
 HEALTH_PORT = 10254
@@ -45,7 +50,16 @@ class KongIngressControllerArgs:
     resources: Resources
     admin_url: pulumi.Input[str]
     publish_service: str  # namespace/name of the proxy Service
-    crds_url: str | None = None  # install Kong's CRDs from this pinned file when set
+    crds_source: str | None = None  # install Kong's CRDs from this pinned URL or local file when set
+    webhook: AdmissionWebhookSpec | None = None  # the validating admission webhook, when set
+    # What the webhook's Certificate waits for: cert-manager's release (its CRDs), when installed.
+    certificates_ready: list[pulumi.Resource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdmissionWebhookSpec:
+    failure_policy: str  # Fail | Ignore, for Kong's resources and credential Secrets
+    ca_issuer: str  # the ClusterIssuer of the webhook's serving certificate
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> k8s.rbac.v1.PolicyRuleArgs:
@@ -79,8 +93,8 @@ class KongIngressController(pulumi.ComponentResource):
         selector = selector_labels(labels)
 
         self.crds: pulumi.Resource | None = None
-        if args.crds_url:
-            self.crds = k8s.yaml.v2.ConfigFile(f"{name}-crds", file=args.crds_url, opts=child(self))
+        if args.crds_source:
+            self.crds = k8s.yaml.v2.ConfigFile(f"{name}-crds", file=args.crds_source, opts=child(self))
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account", metadata=meta(CONTROLLER_NAME, ns, labels), opts=child(self)
@@ -136,10 +150,16 @@ class KongIngressController(pulumi.ComponentResource):
             "CONTROLLER_ELECTION_NAMESPACE": ns,
             "CONTROLLER_LOG_FORMAT": "json",
             "CONTROLLER_ANONYMOUS_REPORTS": "false",
-            "CONTROLLER_ADMISSION_WEBHOOK_LISTEN": "off",
+            "CONTROLLER_ADMISSION_WEBHOOK_LISTEN": f"0.0.0.0:{WEBHOOK_PORT}" if args.webhook else "off",
             "CONTROLLER_HEALTH_PROBE_BIND_ADDRESS": f"0.0.0.0:{HEALTH_PORT}",
             "CONTROLLER_METRICS_BIND_ADDRESS": f"0.0.0.0:{METRICS_PORT}",
         }
+        if args.webhook:
+            env["CONTROLLER_ADMISSION_WEBHOOK_CERT_FILE"] = f"{WEBHOOK_CERT_DIR}/tls.crt"
+            env["CONTROLLER_ADMISSION_WEBHOOK_KEY_FILE"] = f"{WEBHOOK_CERT_DIR}/tls.key"
+        certificate = (
+            self._webhook_certificate(name, ns, args.webhook, args.certificates_ready) if args.webhook else None
+        )
         field_env = [
             k8s.core.v1.EnvVarArgs(
                 name=variable,
@@ -160,6 +180,14 @@ class KongIngressController(pulumi.ComponentResource):
                         service_account_name=account.metadata.name,
                         security_context=restricted_pod_security(CONTROLLER_USER),
                         topology_spread_constraints=spread_over_zones_and_nodes(selector),
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="webhook-certificate",
+                                secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=WEBHOOK_NAME),
+                            )
+                        ]
+                        if args.webhook
+                        else None,
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="ingress-controller",
@@ -169,7 +197,19 @@ class KongIngressController(pulumi.ComponentResource):
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(name="health", container_port=HEALTH_PORT),
                                     k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT),
+                                    *(
+                                        [k8s.core.v1.ContainerPortArgs(name="webhook", container_port=WEBHOOK_PORT)]
+                                        if args.webhook
+                                        else []
+                                    ),
                                 ],
+                                volume_mounts=[
+                                    k8s.core.v1.VolumeMountArgs(
+                                        name="webhook-certificate", mount_path=WEBHOOK_CERT_DIR, read_only=True
+                                    )
+                                ]
+                                if args.webhook
+                                else None,
                                 liveness_probe=k8s.core.v1.ProbeArgs(
                                     http_get=health(path="/healthz", port="health"), period_seconds=10
                                 ),
@@ -183,7 +223,15 @@ class KongIngressController(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=child(self, [cluster_binding, binding, *([self.crds] if self.crds else [])]),
+            opts=child(
+                self,
+                [
+                    cluster_binding,
+                    binding,
+                    *([self.crds] if self.crds else []),
+                    *([certificate] if certificate else []),
+                ],
+            ),
         )
         # The controller only dials out (API server, Kong's admin API); it accepts health checks and scrapes.
         k8s.networking.v1.NetworkPolicy(
@@ -201,7 +249,17 @@ class KongIngressController(pulumi.ComponentResource):
                         from_=[
                             k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
                         ],
-                    )
+                    ),
+                    # Admission reviews come from the API server, which is not a pod.
+                    *(
+                        [
+                            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                                ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=WEBHOOK_PORT, protocol="TCP")]
+                            )
+                        ]
+                        if args.webhook
+                        else []
+                    ),
                 ],
             ),
             opts=child(self),
@@ -215,6 +273,101 @@ class KongIngressController(pulumi.ComponentResource):
                 ),
                 opts=child(self),
             )
-        # What Kong configuration objects must wait for: Kong's CRDs (when installed here) and the class.
+        # What Kong configuration objects must wait for: Kong's CRDs (when installed here), the class
+        # and the admission webhook, so the first install is validated too.
         self.ready: list[pulumi.Resource] = [self.ingress_class, *([self.crds] if self.crds else [])]
+        if args.webhook:
+            self.ready.append(self._webhook(name, ns, args.webhook, labels, selector))
         self.register_outputs({"ingress_class": args.ingress_class})
+
+    def _webhook_certificate(
+        self, name: str, namespace: str, webhook: AdmissionWebhookSpec, after: list[pulumi.Resource]
+    ) -> pulumi.Resource:
+        """The webhook's serving certificate, from the platform CA (cert-manager renews it)."""
+        service = f"{WEBHOOK_NAME}.{namespace}.svc"
+        return custom_resource(
+            f"{name}-webhook-certificate",
+            "cert-manager.io/v1",
+            "Certificate",
+            meta(WEBHOOK_NAME, namespace, app_labels(CONTROLLER_NAME, "controller")),
+            {
+                "secretName": WEBHOOK_NAME,
+                "dnsNames": [WEBHOOK_NAME, f"{WEBHOOK_NAME}.{namespace}", service],
+                "duration": "2160h",
+                "renewBefore": "720h",
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "issuerRef": {"name": webhook.ca_issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            },
+            child(self, after),
+        )
+
+    def _webhook(
+        self, name: str, namespace: str, spec: AdmissionWebhookSpec, labels: dict[str, str], selector: dict[str, str]
+    ) -> pulumi.Resource:
+        """The Service in front of the controllers' admission server, and the webhook configuration.
+
+        cert-manager's CA injector writes the CA into the configuration; the provider waits for it
+        (`pulumi.com/waitFor`), so nothing Kong validates is applied before the webhook can answer.
+        """
+        service = k8s.core.v1.Service(
+            f"{name}-webhook-service",
+            metadata=meta(WEBHOOK_NAME, namespace, labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=selector,
+                ports=[k8s.core.v1.ServicePortArgs(name="webhook", port=443, target_port="webhook", protocol="TCP")],
+            ),
+            opts=child(self),
+        )
+        client = {"service": {"name": WEBHOOK_NAME, "namespace": namespace, "path": "/", "port": 443}}
+
+        def webhook(
+            hook: str, rules: list[dict[str, object]], failure_policy: str, **extra: object
+        ) -> dict[str, object]:
+            return {
+                "name": f"{hook}.validation.ingress-controller.konghq.com",
+                "clientConfig": client,
+                "rules": rules,
+                "failurePolicy": failure_policy,
+                "matchPolicy": "Equivalent",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 10,
+                **extra,
+            }
+
+        def rule(group: str, version: str, resources: list[str]) -> dict[str, object]:
+            return {
+                "apiGroups": [group],
+                "apiVersions": [version],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": resources,
+            }
+
+        policy = spec.failure_policy
+        return k8s.admissionregistration.v1.ValidatingWebhookConfiguration(
+            f"{name}-webhook",
+            metadata=meta(
+                f"{namespace}-{CONTROLLER_NAME}",
+                labels=labels,
+                annotations={
+                    "cert-manager.io/inject-ca-from": f"{namespace}/{WEBHOOK_NAME}",
+                    "pulumi.com/waitFor": "jsonpath={.webhooks[0].clientConfig.caBundle}",
+                },
+            ),
+            webhooks=[
+                webhook("kong-configuration", [rule("configuration.konghq.com", "*", KONG_RESOURCES)], policy),
+                webhook(
+                    "secrets.credentials",
+                    [rule("", "v1", ["secrets"])],
+                    policy,
+                    objectSelector={"matchExpressions": [{"key": "konghq.com/credential", "operator": "Exists"}]},
+                ),
+                # Every Ingress and Service of the cluster: never block them when the controller is down.
+                webhook(
+                    "routing",
+                    [rule("networking.k8s.io", "v1", ["ingresses"]), rule("", "v1", ["services"])],
+                    "Ignore",
+                ),
+            ],
+            opts=child(self, [self.deployment, service]),
+        )

@@ -85,10 +85,7 @@ class Logging(pulumi.ComponentResource):
                 "extraVolumeMounts": [
                     {"name": "platform-ca", "mountPath": "/fluent-bit/platform-ca", "readOnly": True}
                 ],
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "128Mi"},
-                    "limits": {"cpu": "500m", "memory": "256Mi"},
-                },
+                "resources": args.release.resources_dict,
                 "podLabels": {"kuma.io/sidecar-injection": "disabled"},
             }
             helm_release(

@@ -22,11 +22,21 @@ from components.k8s import (
     custom_resource,
     helm_release,
     meta,
+    release_pdb,
 )
 
 CNPG_API = "postgresql.cnpg.io/v1"
+OPERATOR_RELEASE, BARMAN_RELEASE = "cnpg", "barman-cloud"
+# The pods the charts run (they have no PodDisruptionBudget setting of their own).
+OPERATOR_PODS = {"app.kubernetes.io/name": "cloudnative-pg", "app.kubernetes.io/instance": OPERATOR_RELEASE}
+BARMAN_PODS = {"app.kubernetes.io/name": "plugin-barman-cloud", "app.kubernetes.io/instance": BARMAN_RELEASE}
 BARMAN_API = "barmancloud.cnpg.io/v1"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def operator_workload_values(release: HelmChart) -> dict[str, object]:
+    """Replicas (leader-elected) and resources, as both CloudNativePG charts name them."""
+    return {"replicaCount": release.replicas or 1, "resources": release.resources_dict}
 
 
 @dataclass(frozen=True)
@@ -95,21 +105,24 @@ class PostgresCluster(pulumi.ComponentResource):
                 "crds": {"create": True},
                 "config": {"clusterWide": True},
                 "monitoring": {"podMonitorEnabled": False},
+                **operator_workload_values(args.operator),
             }
-            crd_owners.append(
-                helm_release(f"{name}-operator", "cnpg", args.operator, operator_values, child(self, args.depends_on))
+            operator = helm_release(
+                f"{name}-operator", OPERATOR_RELEASE, args.operator, operator_values, child(self, args.depends_on)
             )
+            crd_owners.append(operator)
+            release_pdb(f"{name}-operator-pdb", args.operator, OPERATOR_PODS, child(self, [operator]))
         plugin_owners = list(crd_owners)
         if args.backup and args.barman_plugin:
-            plugin_owners.append(
-                helm_release(
-                    f"{name}-barman-plugin",
-                    "barman-cloud",
-                    args.barman_plugin,
-                    {},
-                    child(self, [*args.depends_on, *crd_owners]),
-                )
+            plugin = helm_release(
+                f"{name}-barman-plugin",
+                BARMAN_RELEASE,
+                args.barman_plugin,
+                operator_workload_values(args.barman_plugin),
+                child(self, [*args.depends_on, *crd_owners]),
             )
+            plugin_owners.append(plugin)
+            release_pdb(f"{name}-barman-plugin-pdb", args.barman_plugin, BARMAN_PODS, child(self, [plugin]))
 
         password = random.RandomPassword(f"{name}-app-password", length=32, special=False, opts=child(self))
         self.app_secret = k8s.core.v1.Secret(

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import HelmChart, app_labels, child, custom_resource, helm_release, meta
 from components.namespaces import NamespaceSpec, namespace_labels
+from stacks.config import CniConfig
 
 KUMA_API = "kuma.io/v1alpha1"
 NAMESPACE_TAG = "k8s.kuma.io/namespace"
@@ -68,10 +69,35 @@ class ServiceMeshArgs:
     defaults: Resilience
     overrides: list[tuple[Workload, Resilience]] = field(default_factory=list)
     tracing_sampling_percent: float = 10.0
-    tracing_endpoint: str = "otel-collector.observability.svc:4317"
+    tracing_endpoint: str = "otel-collector.observability.svc:4317"  # OTLP/gRPC host:port
     access_log: bool = True
     rate_limit: Mapping[str, Any] | None = None  # {"requests": n, "interval": "1s"}
     mesh_name: str = "default"
+    cni: CniConfig = field(default_factory=CniConfig)
+
+
+def kuma_values(release: HelmChart, cni: CniConfig) -> dict[str, Any]:
+    """The control plane (replicated, with a PodDisruptionBudget), native sidecars, and the CNI
+    plugin chained into the cluster's CNI so application pods need no NET_ADMIN init container."""
+    return {
+        "controlPlane": {
+            "mode": "zone",
+            "replicas": release.replicas or 1,
+            "resources": release.resources_dict,
+            "podDisruptionBudget": {"enabled": release.highly_available, "maxUnavailable": 1},
+            "defaults": {"skipMeshCreation": True},  # the Mesh is ours
+            "envVars": {"KUMA_DEFAULTS_CREATE_MESH_ROUTING_RESOURCES": "false"},  # no allow-all
+        },
+        "experimental": {"sidecarContainers": True},  # native sidecars: Jobs complete
+        "cni": {
+            "enabled": True,
+            "chained": cni.chained,
+            "netDir": cni.net_dir,
+            "binDir": cni.bin_dir,
+            # Empty: the installer chains into the first configuration it finds in netDir.
+            "confName": cni.conf_name or "",
+        },
+    }
 
 
 def retry_policy(retry: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,16 +164,7 @@ class ServiceMesh(pulumi.ComponentResource):
         )
         owners: list[pulumi.Resource] = [namespace]
         if args.release:
-            values = {
-                "controlPlane": {
-                    "mode": "zone",
-                    "replicas": 2,
-                    "defaults": {"skipMeshCreation": True},  # the Mesh below is ours
-                    "envVars": {"KUMA_DEFAULTS_CREATE_MESH_ROUTING_RESOURCES": "false"},  # no allow-all
-                },
-                "experimental": {"sidecarContainers": True},  # native sidecars: Jobs complete
-                "cni": {"enabled": True},  # no NET_ADMIN init container in application pods
-            }
+            values = kuma_values(args.release, args.cni)
             owners.append(helm_release(f"{name}-release", "kuma", args.release, values, child(self, [namespace])))
         opts_after_release = child(self, owners)
 

@@ -1,28 +1,43 @@
 """Tracing: Jaeger v2 (pinned chart) behind an OpenTelemetry Collector, and Kong's tracing.
 
-Kong sends OTLP/HTTP spans (W3C trace context; 10 % of requests by default) to the collector,
-which batches them and exports OTLP/gRPC to Jaeger; Jaeger stores them in Elasticsearch (prod)
-or in memory (dev). The mesh's MeshTrace sends the sidecars' spans to the same collector.
+Kong sends OTLP/HTTP spans (W3C trace context; 10 % of requests by default) to the collector's
+Service, and the mesh's sidecars send OTLP/gRPC there too. The collector batches them and exports
+OTLP/gRPC to the Service the Jaeger chart creates, which is named after the release. Jaeger runs
+with our own configuration (the chart's `userconfig`): in prod it stores spans in the platform
+Elasticsearch over TLS verified against the platform CA, as the least-privilege trace writer,
+with several replicas behind a PodDisruptionBudget; in dev it keeps them in memory (one replica).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
-from components.k8s import HelmChart, app_labels, child, helm_release, meta
-from components.kong_resources import kong_plugin
+from components.k8s import HelmChart, child, helm_release, release_pdb
 
-COLLECTOR = "otel-collector"
-JAEGER = "jaeger"
+COLLECTOR = "otel-collector"  # the collector chart's fullnameOverride: its Deployment and Service
+JAEGER = "jaeger"  # the release name, which the Jaeger chart gives its Deployment and Service
+JAEGER_PODS = {
+    "app.kubernetes.io/name": "jaeger",
+    "app.kubernetes.io/instance": JAEGER,
+    "app.kubernetes.io/component": "all-in-one",
+}
+OTLP_GRPC_PORT, OTLP_HTTP_PORT = 4317, 4318
+QUERY_HTTP_PORT, QUERY_GRPC_PORT, HEALTH_PORT, METRICS_PORT = 16686, 16685, 13133, 8888
+TRACE_STORE = "primary_store"
+ES_CA_DIR, ES_CREDENTIALS_DIR = "/etc/jaeger/es-ca", "/etc/jaeger/es-credentials"
+# The collector chart's ports besides OTLP: nothing sends to them, so they are not exposed.
+UNUSED_PORTS = ["jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin"]
 
 
 @dataclass(frozen=True)
 class ElasticsearchStorage:
     url: str
-    credentials_secret: str  # username, password
-    ca_secret: str  # ca.crt
+    username: str
+    credentials_secret: str  # key `password`, in the tracing namespace
+    ca_secret: str  # key `ca.crt`: the CA that signed Elasticsearch's HTTP certificate
 
 
 @dataclass(frozen=True)
@@ -32,49 +47,133 @@ class TracingArgs:
     collector: HelmChart | None
     collector_image: str
     sampling_rate: float
-    ingress_class: str
     storage: ElasticsearchStorage | None = None  # None: in memory
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
-def collector_config(jaeger_endpoint: str) -> dict[str, object]:
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a pod: its own network namespace
+
+
+def listen(port: int) -> str:
+    return f"{ALL_INTERFACES}:{port}"
+
+
+def otlp_receiver() -> dict[str, Any]:
     return {
-        "receivers": {
-            "otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}}
-        },
+        "otlp": {
+            "protocols": {"grpc": {"endpoint": listen(OTLP_GRPC_PORT)}, "http": {"endpoint": listen(OTLP_HTTP_PORT)}}
+        }
+    }
+
+
+def collector_config(jaeger_endpoint: str) -> dict[str, object]:
+    """The collector's whole configuration (the chart's `alternateConfig`, not merged with its
+    defaults, which add receivers and pipelines nothing here uses): OTLP in, traces to Jaeger."""
+    pod_ip = "${env:MY_POD_IP}"  # set by the chart
+    return {
+        "extensions": {"health_check": {"endpoint": f"{pod_ip}:{HEALTH_PORT}"}},  # the chart's probes
+        "receivers": otlp_receiver(),
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20},
             "batch": {"send_batch_size": 1024, "timeout": "5s"},
         },
         "exporters": {"otlp": {"endpoint": jaeger_endpoint, "tls": {"insecure": True}}},
         "service": {
+            "extensions": ["health_check"],
             "pipelines": {
                 "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp"]}
-            }
-        },
-    }
-
-
-def jaeger_values(storage: ElasticsearchStorage | None) -> dict[str, object]:
-    if storage is None:
-        return {"storage": {"type": "memory"}, "allInOne": {"enabled": True}}
-    return {
-        "allInOne": {"enabled": False},
-        "storage": {
-            "type": "elasticsearch",
-            "elasticsearch": {
-                "host": storage.url.removeprefix("https://").split(":")[0],
-                "port": 9200,
-                "scheme": "https",
-                "existingSecret": storage.credentials_secret,
-                "existingSecretKey": "password",
-                "usernameFromSecret": True,
-                "tls": {"enabled": True, "secretName": storage.ca_secret, "ca": "/tls/ca.crt"},
+            },
+            "telemetry": {
+                "metrics": {"readers": [{"pull": {"exporter": {"prometheus": {"host": pod_ip, "port": METRICS_PORT}}}}]}
             },
         },
-        "collector": {"replicaCount": 2},
-        "query": {"replicaCount": 2},
     }
+
+
+def collector_values(release: HelmChart, image: str, jaeger_endpoint: str) -> dict[str, object]:
+    repository, _, version = image.partition("@") if "@" in image else image.rpartition(":")
+    pinned = {"digest": version} if "@" in image else {"tag": version}
+    return {
+        "mode": "deployment",
+        "replicaCount": release.replicas or 1,
+        "image": {"repository": repository, **pinned},
+        "fullnameOverride": COLLECTOR,
+        "alternateConfig": collector_config(jaeger_endpoint),
+        "ports": {port: {"enabled": False} for port in UNUSED_PORTS},
+        "resources": release.resources_dict,
+        "podDisruptionBudget": {"enabled": release.highly_available, "minAvailable": 1},
+    }
+
+
+def jaeger_storage_backend(storage: ElasticsearchStorage | None) -> dict[str, Any]:
+    if storage is None:
+        return {"memory": {"max_traces": 100000}}
+    return {
+        "elasticsearch": {
+            "server_urls": [storage.url],
+            "auth": {"basic": {"username": storage.username, "password_file": f"{ES_CREDENTIALS_DIR}/password"}},
+            # Verified against the CA that signed the cluster's HTTP certificate (insecure is off).
+            "tls": {"ca_file": f"{ES_CA_DIR}/ca.crt"},
+        }
+    }
+
+
+def jaeger_config(storage: ElasticsearchStorage | None) -> dict[str, Any]:
+    """Jaeger v2's own configuration: OTLP in, one trace store, the query service and health."""
+    return {
+        "service": {
+            "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]}
+            },
+            "telemetry": {
+                "resource": {"service.name": "jaeger"},
+                "metrics": {
+                    "level": "detailed",
+                    "readers": [{"pull": {"exporter": {"prometheus": {"host": ALL_INTERFACES, "port": METRICS_PORT}}}}],
+                },
+            },
+        },
+        "extensions": {
+            "healthcheckv2": {"use_v2": True, "http": {"endpoint": listen(HEALTH_PORT)}},
+            "jaeger_query": {
+                "storage": {"traces": TRACE_STORE},
+                "http": {"endpoint": listen(QUERY_HTTP_PORT)},
+                "grpc": {"endpoint": listen(QUERY_GRPC_PORT)},
+            },
+            "jaeger_storage": {"backends": {TRACE_STORE: jaeger_storage_backend(storage)}},
+        },
+        "receivers": otlp_receiver(),
+        "processors": {"batch": {}},
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": TRACE_STORE}},
+    }
+
+
+def jaeger_values(release: HelmChart, storage: ElasticsearchStorage | None) -> dict[str, object]:
+    jaeger: dict[str, object] = {
+        "replicas": release.replicas or 1,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "resources": release.resources_dict,
+    }
+    if storage is not None:
+        jaeger["extraVolumes"] = [
+            {
+                "name": "es-ca",
+                "secret": {"secretName": storage.ca_secret, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            },
+            {
+                "name": "es-credentials",
+                "secret": {
+                    "secretName": storage.credentials_secret,
+                    "items": [{"key": "password", "path": "password"}],
+                },
+            },
+        ]
+        jaeger["extraVolumeMounts"] = [
+            {"name": "es-ca", "mountPath": ES_CA_DIR, "readOnly": True},
+            {"name": "es-credentials", "mountPath": ES_CREDENTIALS_DIR, "readOnly": True},
+        ]
+    return {"userconfig": jaeger_config(storage), "jaeger": jaeger}
 
 
 def kong_tracing_env(sampling_rate: float) -> dict[str, str]:
@@ -84,45 +183,37 @@ def kong_tracing_env(sampling_rate: float) -> dict[str, str]:
 class Tracing(pulumi.ComponentResource):
     query_url: str
     otlp_http_endpoint: str
+    otlp_grpc_endpoint: str
+    kong_plugin: tuple[str, dict[str, Any]]  # (plugin, config) of Kong's tracing
 
     def __init__(self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:observability:Tracing", name, None, opts)
         ns = args.namespace
+        jaeger_service = f"{JAEGER}.{ns}.svc"
         owners: list[pulumi.Resource] = list(args.depends_on)
         if args.jaeger:
-            owners.append(
-                helm_release(
-                    f"{name}-jaeger", JAEGER, args.jaeger, jaeger_values(args.storage), child(self, args.depends_on)
-                )
+            jaeger = helm_release(
+                f"{name}-jaeger",
+                JAEGER,
+                args.jaeger,
+                jaeger_values(args.jaeger, args.storage),
+                child(self, args.depends_on),
             )
+            owners.append(jaeger)
+            release_pdb(f"{name}-jaeger-pdb", args.jaeger, JAEGER_PODS, child(self, [jaeger]))
         if args.collector:
-            values = {
-                "mode": "deployment",
-                "replicaCount": 2,
-                "image": {
-                    "repository": args.collector_image.rsplit(":", 1)[0],
-                    "tag": args.collector_image.rsplit(":", 1)[1],
-                },
-                "fullnameOverride": COLLECTOR,
-                "config": collector_config(f"{JAEGER}-collector.{ns}.svc:4317"),
-                "resources": {
-                    "requests": {"cpu": "200m", "memory": "256Mi"},
-                    "limits": {"cpu": "1", "memory": "512Mi"},
-                },
-            }
+            values = collector_values(args.collector, args.collector_image, f"{jaeger_service}:{OTLP_GRPC_PORT}")
             owners.append(
                 helm_release(
                     f"{name}-collector", COLLECTOR, args.collector, values, child(self, [*args.depends_on, *owners])
                 )
             )
-        self.otlp_http_endpoint = f"http://{COLLECTOR}.{ns}.svc:4318/v1/traces"
-        self.query_url = f"http://{JAEGER}-query.{ns}.svc:16686"
-        labels = {**app_labels("api-catalogue", "tracing"), "global": "true"}
-        kong_plugin(
-            f"{name}-kong-opentelemetry",
-            meta(
-                "global-opentelemetry", labels=labels, annotations={"kubernetes.io/ingress.class": args.ingress_class}
-            ),
+        self.otlp_http_endpoint = f"http://{COLLECTOR}.{ns}.svc:{OTLP_HTTP_PORT}/v1/traces"
+        self.otlp_grpc_endpoint = f"{COLLECTOR}.{ns}.svc:{OTLP_GRPC_PORT}"
+        self.query_url = f"http://{jaeger_service}:{QUERY_HTTP_PORT}"
+        # Kong's global OpenTelemetry plugin: the KongApis component registers it with the other
+        # gateway-wide plugins, after Kong's CRDs and admission webhook.
+        self.kong_plugin = (
             "opentelemetry",
             {
                 "traces_endpoint": self.otlp_http_endpoint,
@@ -136,7 +227,5 @@ class Tracing(pulumi.ComponentResource):
                 },
                 "http_response_header_for_traceid": "X-Trace-Id",
             },
-            child(self, owners),
-            cluster_wide=True,
         )
         self.register_outputs({"query_url": self.query_url})

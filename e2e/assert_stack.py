@@ -36,6 +36,8 @@ def e2e_overrides(platform: dict[str, Any]) -> None:
         deletionPropagation="background",
     )
     platform["installOperators"] = False
+    kong = platform.setdefault("kong", {}).setdefault("controller", {})
+    kong.setdefault("admissionWebhook", {})["failurePolicy"] = "Ignore"
 
 
 def object_path(kube: Kube, obj: RecordedResource) -> str:

@@ -3,6 +3,7 @@
     python e2e/kube.py wait-ready                  wait until the API server answers /readyz
     python e2e/kube.py install-crds DIR [DIR ...]  create every CRD found in DIR (recursively)
     python e2e/kube.py dump [--ours]               print every object (ours: labelled part-of api-platform)
+    python e2e/kube.py webhook-probe NAMESPACE     which objects the API server sends to Kong's admission webhook
 
 The connection comes from $E2E_CLUSTER_DIR (written by e2e/lib.sh): server URL, CA and an
 admin client certificate.
@@ -156,6 +157,79 @@ def install_crds(kube: Kube, directories: list[Path], timeout: float = 120) -> i
     return len(names)
 
 
+WEBHOOK_SUFFIX = ".validation.ingress-controller.konghq.com"
+
+
+def webhook_probe(kube: Kube, namespace: str) -> list[str]:
+    """Create objects that Kong's admission webhook must (and must not) review, while no controller
+    answers it: with failurePolicy Fail, the API server refuses exactly those it sends there.
+
+    Returns the problems: an object reviewed that should not be, or not reviewed that should be.
+    """
+    probe = {"app.kubernetes.io/part-of": "e2e-probe"}
+    cases: list[tuple[str, str, dict[str, Any], str | None]] = [
+        (
+            f"/apis/configuration.konghq.com/v1/namespaces/{namespace}/kongplugins",
+            "a KongPlugin",
+            {
+                "apiVersion": "configuration.konghq.com/v1",
+                "kind": "KongPlugin",
+                "metadata": {"name": "probe-plugin", "labels": probe},
+                "plugin": "cors",
+                "config": {},
+            },
+            "kong-configuration",
+        ),
+        (
+            f"/api/v1/namespaces/{namespace}/secrets",
+            "a Kong credential Secret",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "probe-credential", "labels": {**probe, "konghq.com/credential": "key-auth"}},
+            },
+            "secrets.credentials",
+        ),
+        (
+            f"/api/v1/namespaces/{namespace}/secrets",
+            "any other Secret",
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "probe-secret", "labels": probe}},
+            None,
+        ),
+        (
+            f"/api/v1/namespaces/{namespace}/services",
+            "a Service (reviewed, but never blocked)",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "probe-service", "labels": probe},
+                "spec": {"ports": [{"port": 80}]},
+            },
+            None,
+        ),
+    ]
+    problems = []
+    for collection, what, body, webhook in cases:
+        status, answer = kube.request("POST", collection, body)
+        message = answer.get("message", "") if isinstance(answer, dict) else str(answer)
+        refused_by = next(
+            (
+                w
+                for w in ("kong-configuration", "secrets.credentials", "routing")
+                if f'"{w}{WEBHOOK_SUFFIX}"' in message
+            ),
+            None,
+        )
+        if status in (200, 201):
+            kube.request("DELETE", f"{collection}/{body['metadata']['name']}")
+        print(f"{what}: HTTP {status}" + (f", refused by {refused_by}" if refused_by else ""))
+        if webhook and refused_by != webhook:
+            problems.append(f"{what} was not refused by {webhook}{WEBHOOK_SUFFIX} (HTTP {status}: {message})")
+        if webhook is None and status not in (200, 201):
+            problems.append(f"{what} was refused (HTTP {status}: {message})")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
     command, args = argv[0], argv[1:]
@@ -168,6 +242,11 @@ def main(argv: list[str]) -> int:
         for obj in kube.objects(selector):
             meta = obj["metadata"]
             print(f"{obj['kind']}\t{meta.get('namespace', '')}\t{meta['name']}")
+    elif command == "webhook-probe":
+        problems = webhook_probe(kube, args[0])
+        if problems:
+            print(*problems, sep="\n", file=sys.stderr)
+            return 1
     else:
         raise SystemExit(f"unknown command {command!r}")
     return 0

@@ -7,6 +7,8 @@ E2E_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 E2E_PYTHON="$E2E_ROOT/.venv/bin/python"
 # The upstream CRDs: ../shared/crds beside the repository, or a directory given explicitly.
 E2E_CRDS="${API_PLATFORM_CRDS_DIR:-$E2E_ROOT/../shared/crds}"
+# The pinned charts' sources (no chart repository is reachable): ../shared/charts, or as given.
+E2E_CHARTS="${API_PLATFORM_CHARTS_DIR:-$E2E_ROOT/../shared/charts}"
 
 e2e_log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -81,7 +83,7 @@ cluster_up() {
     --service-cluster-ip-range 10.96.0.0/16 --authorization-mode RBAC \
     --service-account-issuer "https://127.0.0.1:$api_port" --service-account-key-file "$d/sa.pub" \
     --service-account-signing-key-file "$d/sa.key" --disable-admission-plugins ServiceAccount \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type none --enable-aggregator-routing \
     >"$d/logs/kube-apiserver.log" 2>&1 &
   echo $! >>"$d/pids"
   export KUBECONFIG="$d/kubeconfig" E2E_CLUSTER_DIR="$d"
@@ -155,8 +157,32 @@ select_stack() {
   pulumi config set --path platform.cluster.skipAwait true
   pulumi config set --path platform.cluster.deletionPropagation background
   pulumi config set --path platform.installOperators false
+  # No controller runs to answer Kong's admission webhook (see webhook_enforced in e2e/run.sh).
+  pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Ignore
   for key in $("$E2E_PYTHON" -c 'from stacks.secrets import SECURE_KEYS; print(*SECURE_KEYS)'); do
     pulumi config set --secret "$key" "placeholder-$key"
   done
 }
 
+# with_local_releases: switch the operator releases on, reading their charts from $E2E_CHARTS
+# (the program renders each with the provider's own Helm before registering it).
+with_local_releases() {
+  [ -d "$E2E_CHARTS" ] || { e2e_log "chart directory $E2E_CHARTS not found (set API_PLATFORM_CHARTS_DIR)"; return 1; }
+  pulumi config set --path platform.installOperators true
+  pulumi config set --path platform.chartsDirectory "$(cd "$E2E_CHARTS" && pwd)"
+  pulumi config set --path platform.kong.controller.crdsSource "$(cd "$E2E_CRDS" && pwd)/kong/custom-resource-definitions.yaml"
+}
+
+# without_local_releases: back to what select_stack set.
+without_local_releases() {
+  pulumi config set --path platform.installOperators false
+  pulumi config rm --path platform.chartsDirectory
+  pulumi config rm --path platform.kong.controller.crdsSource
+}
+
+# expected_releases STACK: "chart version" of every release the committed stack file installs.
+expected_releases() {
+  "$E2E_PYTHON" -c 'import sys; from pathlib import Path; from stacks.loader import load_stack_file
+for r in load_stack_file(Path(sys.argv[1])).helm_releases().values(): print(r.chart, r.version)' \
+    "$E2E_ROOT/Pulumi.$1.yaml"
+}

@@ -64,13 +64,51 @@ bad_config_refused() {
     { echo "$out" >&2; return 1; }
 }
 
+# With the operator releases on (charts from the shared chart sources), a preview renders every
+# release through the Kubernetes provider's own Helm, for this API server's version and APIs.
+releases_render() {
+  local stack="$1" out rc missing=""
+  with_local_releases
+  set +e; out="$(pulumi preview --non-interactive "${POLICY[@]}" 2>&1)"; rc=$?; set -e
+  without_local_releases
+  [ $rc -eq 0 ] || { echo "$out" >&2; echo "the preview with the releases on failed" >&2; return 1; }
+  while read -r chart version; do
+    grep -q "rendered $chart $version: [0-9]* objects" <<<"$out" || missing="$missing $chart-$version"
+  done < <(expected_releases "$stack")
+  [ -z "$missing" ] || { echo "$out" >&2; echo "not rendered:$missing" >&2; return 1; }
+  grep -o "rendered [a-z-]* [v0-9.]*: [0-9]* objects" <<<"$out" | sort -u
+  # A value the chart's schema refuses stops the preview, naming the release, without a traceback.
+  with_local_releases
+  pulumi config set --path platform.certManager.release.values.replicaCount two
+  set +e; out="$(pulumi preview --non-interactive 2>&1)"; rc=$?; set -e
+  pulumi config rm --path platform.certManager.release.values
+  without_local_releases
+  [ $rc -ne 0 ] && grep -q "Helm release cert-manager (cert-manager v1.21.1) does not render" <<<"$out" &&
+    ! grep -q "Traceback" <<<"$out" || { echo "$out" >&2; echo "a refused chart value was not reported" >&2; return 1; }
+}
+
+# Kong's admission webhook is enforced by the API server: with failurePolicy Fail and no
+# controller to answer, exactly the objects Kong validates (its resources, credential Secrets) are
+# refused, while other Secrets and Services are not. Then back to Ignore, which the e2e runs with.
+webhook_enforced() {
+  local rc
+  pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Fail
+  pulumi up --yes --non-interactive --skip-preview >/dev/null
+  set +e; "$E2E_PYTHON" "$ROOT/e2e/kube.py" webhook-probe kong; rc=$?; set -e
+  pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Ignore
+  pulumi up --yes --non-interactive --skip-preview >/dev/null
+  return $rc
+}
+
 for stack in "${STACKS[@]}"; do
   POLICY=(--policy-pack "$WORK/project/policy" --policy-pack-config "$WORK/project/policy/config/$stack.json")
   select_stack "$stack"
   step "$stack:bad-config-refused" bad_config_refused "$stack"
   step "$stack:policy-enforced" policy_enforced "$stack"
+  step "$stack:releases-render" releases_render "$stack"
   step "$stack:preview" pulumi preview --non-interactive --diff "${POLICY[@]}"
   step "$stack:up" pulumi up --yes --non-interactive --skip-preview "${POLICY[@]}"
+  step "$stack:webhook-enforced" webhook_enforced
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes
   step "$stack:read-back" "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$stack"
   step "$stack:destroy" pulumi destroy --yes --non-interactive --skip-preview

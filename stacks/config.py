@@ -11,8 +11,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -222,15 +224,112 @@ def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Resou
     )
 
 
+Repository = Annotated[str, Field(pattern=r"^(https|oci)://", description="chart repository (https:// or oci://)")]
+
+
 class HelmReleaseConfig(StrictModel):
-    """A third-party operator installed as a pinned Helm release."""
+    """A third-party chart installed as a pinned Helm release.
+
+    Each release has its own model whose defaults are the pin, so a stack file sets only what it
+    changes (`postgres.operator.replicas: 1`). `replicas` and `resources` are mapped onto the
+    chart's own keys by the component that installs it; the chart tests check they take effect.
+    """
 
     enabled: bool = Field(default=True, description="install it; false where the platform team runs it already")
     chart: str
     version: ExactVersion
-    repository: str = Field(pattern=r"^(https|oci)://", description="chart repository (https:// or oci://)")
+    repository: Repository
     namespace: K8sName
+    replicas: int | None = Field(default=2, ge=1, le=10, description="pods of the release's workloads")
+    resources: ResourcesConfig = Field(description="requests and limits of the release's main containers")
     values: dict[str, Any] = Field(default_factory=dict, description="extra chart values, merged over ours")
+
+
+class CertManagerRelease(HelmReleaseConfig):
+    """cert-manager: controller, webhook and CA injector."""
+
+    chart: str = "cert-manager"
+    version: ExactVersion = "v1.21.1"
+    repository: Repository = "https://charts.jetstack.io"
+    namespace: K8sName = "cert-manager"
+    resources: ResourcesConfig = resources("50m", "128Mi", "500m", "512Mi")
+
+
+class CloudNativePgRelease(HelmReleaseConfig):
+    """The CloudNativePG operator."""
+
+    chart: str = "cloudnative-pg"
+    version: ExactVersion = "0.29.0"
+    repository: Repository = "https://cloudnative-pg.github.io/charts"
+    namespace: K8sName = "cnpg-system"
+    resources: ResourcesConfig = resources("100m", "256Mi", "1", "512Mi")
+
+
+class BarmanCloudRelease(HelmReleaseConfig):
+    """CloudNativePG's Barman Cloud plugin (backups to object storage)."""
+
+    chart: str = "plugin-barman-cloud"
+    version: ExactVersion = "0.7.0"
+    repository: Repository = "https://cloudnative-pg.github.io/charts"
+    namespace: K8sName = "cnpg-system"
+    resources: ResourcesConfig = resources("50m", "128Mi", "500m", "256Mi")
+
+
+class KumaRelease(HelmReleaseConfig):
+    """The Kuma control plane (and its CNI DaemonSet)."""
+
+    chart: str = "kuma"
+    version: ExactVersion = "2.14.3"
+    repository: Repository = "https://kumahq.github.io/charts"
+    namespace: K8sName = "kuma-system"
+    resources: ResourcesConfig = resources("500m", "512Mi", "2", "1Gi")
+
+
+class EckRelease(HelmReleaseConfig):
+    """The Elastic Cloud on Kubernetes operator."""
+
+    chart: str = "eck-operator"
+    version: ExactVersion = "3.5.0"
+    repository: Repository = "https://helm.elastic.co"
+    namespace: K8sName = "elastic-system"
+    resources: ResourcesConfig = resources("100m", "150Mi", "1", "1Gi")
+
+
+class JaegerRelease(HelmReleaseConfig):
+    """Jaeger v2 (collector, storage writer and query in one binary)."""
+
+    chart: str = "jaeger"
+    version: ExactVersion = "4.11.1"
+    repository: Repository = "https://jaegertracing.github.io/helm-charts"
+    namespace: K8sName = "observability"
+    resources: ResourcesConfig = resources("200m", "512Mi", "1", "1Gi")
+
+
+class CollectorRelease(HelmReleaseConfig):
+    """The OpenTelemetry Collector in front of Jaeger."""
+
+    chart: str = "opentelemetry-collector"
+    version: ExactVersion = "0.170.0"
+    repository: Repository = "https://open-telemetry.github.io/opentelemetry-helm-charts"
+    namespace: K8sName = "observability"
+    resources: ResourcesConfig = resources("200m", "256Mi", "1", "512Mi")
+
+
+class FluentBitRelease(HelmReleaseConfig):
+    """Fluent Bit, one pod per node (a DaemonSet: `replicas` does not apply)."""
+
+    chart: str = "fluent-bit"
+    version: ExactVersion = "0.58.1"
+    repository: Repository = "https://fluent.github.io/helm-charts"
+    namespace: K8sName = "logging"
+    replicas: int | None = Field(default=None, description="not used: a DaemonSet runs one pod per node")
+    resources: ResourcesConfig = resources("100m", "128Mi", "500m", "256Mi")
+
+    @model_validator(mode="after")
+    def _no_replicas(self) -> FluentBitRelease:
+        if self.replicas is not None:
+            raise ValueError("replicas does not apply to Fluent Bit: it runs one pod per node")
+        return self
 
 
 # ---- PostgreSQL (CloudNativePG) -------------------------------------------------------------
@@ -280,18 +379,8 @@ class BackupConfig(StrictModel):
 class PostgresConfig(StrictModel):
     """The HA PostgreSQL cluster behind Kong (CloudNativePG)."""
 
-    operator: HelmReleaseConfig = HelmReleaseConfig(
-        chart="cloudnative-pg",
-        version="0.29.0",
-        repository="https://cloudnative-pg.github.io/charts",
-        namespace="cnpg-system",
-    )
-    barman_plugin: HelmReleaseConfig = HelmReleaseConfig(
-        chart="plugin-barman-cloud",
-        version="0.7.0",
-        repository="https://cloudnative-pg.github.io/charts",
-        namespace="cnpg-system",
-    )
+    operator: CloudNativePgRelease = CloudNativePgRelease()
+    barman_plugin: BarmanCloudRelease = BarmanCloudRelease()
     cluster_name: K8sName = "kong-pg"
     image: Image = "ghcr.io/cloudnative-pg/postgresql:17.6"
     instances: int = Field(default=3, ge=1, le=9, description="1 primary + read replicas")
@@ -355,6 +444,18 @@ class ProxyServiceConfig(StrictModel):
     load_balancer_source_ranges: list[str] = Field(default_factory=list)
 
 
+class AdmissionWebhookConfig(StrictModel):
+    """The ingress controller's validating admission webhook: Kong checks plugin configurations,
+    consumers and credentials when they are applied, so `pulumi up` refuses an invalid one."""
+
+    enabled: bool = True
+    failure_policy: Literal["Fail", "Ignore"] = Field(
+        default="Fail",
+        description="for Kong's own resources and credentials when the controller cannot answer: Fail refuses "
+        "them (Ingresses and Services are always Ignore: they are cluster-wide and not only Kong's)",
+    )
+
+
 class KongControllerConfig(StrictModel):
     """The Kong Ingress Controller: its own leader-elected Deployment."""
 
@@ -363,11 +464,13 @@ class KongControllerConfig(StrictModel):
     ingress_class: K8sName = "kong"
     resources: ResourcesConfig = resources("100m", "256Mi", "500m", "512Mi")
     install_crds: bool = Field(default=True, description="install Kong's CRDs from the pinned upstream file")
-    crds_url: str = Field(
+    crds_source: str = Field(
         default="https://raw.githubusercontent.com/Kong/charts/kong-3.4.1/charts/kong/crds/custom-resource-definitions.yaml",
-        pattern=r"^https://",
-        description="pinned upstream source of Kong's CRDs",
+        pattern=r"^(https://|/|\./)",
+        description="Kong's CRDs: the pinned upstream file (https://), or a local copy (air-gapped clusters; a path "
+        "relative to the project directory starts with ./)",
     )
+    admission_webhook: AdmissionWebhookConfig = AdmissionWebhookConfig()
 
 
 class KongConfig(StrictModel):
@@ -410,9 +513,7 @@ Hostname = Annotated[str, AfterValidator(_hostname)]
 class CertManagerConfig(StrictModel):
     """cert-manager and the platform's issuers."""
 
-    release: HelmReleaseConfig = HelmReleaseConfig(
-        chart="cert-manager", version="v1.21.1", repository="https://charts.jetstack.io", namespace="cert-manager"
-    )
+    release: CertManagerRelease = CertManagerRelease()
     acme_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="enables the Let's Encrypt issuer (HTTP-01 via Kong)"
     )
@@ -687,17 +788,36 @@ class MeshRateLimitConfig(StrictModel):
     interval: str = Field(default="1s", pattern=DURATION)
 
 
+class CniConfig(StrictModel):
+    """Kuma's CNI plugin, which redirects pod traffic to the sidecar without privileged init containers.
+
+    Chained into the cluster's own CNI configuration, in the standard directories most CNIs use
+    (Calico, Cilium, Flannel, kindnet, AWS VPC CNI, Azure CNI). GKE keeps binaries in
+    /home/kubernetes/bin; OpenShift with Multus uses chained: false and the Multus directories.
+    """
+
+    chained: bool = Field(default=True, description="add Kuma to the cluster CNI's plugin chain")
+    net_dir: str = Field(default="/etc/cni/net.d", pattern=r"^/", description="the nodes' CNI configuration directory")
+    bin_dir: str = Field(default="/opt/cni/bin", pattern=r"^/", description="the nodes' CNI binary directory")
+    conf_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]+\.conf(list)?$",
+        description="the cluster CNI's configuration file to chain into; unset: the first one in netDir",
+    )
+
+
 class MeshConfig(StrictModel):
     """The Kuma service mesh (Envoy data plane) with builtin-CA mTLS."""
 
-    release: HelmReleaseConfig = HelmReleaseConfig(
-        chart="kuma", version="2.14.3", repository="https://kumahq.github.io/charts", namespace="kuma-system"
-    )
+    release: KumaRelease = KumaRelease()
+    cni: CniConfig = CniConfig()
     mtls_mode: Literal["STRICT", "PERMISSIVE"] = "STRICT"
     certificate_rotation: str = Field(default="24h", pattern=DURATION, description="data plane certificate lifetime")
     ca_expiration: str = Field(default="87600h", pattern=DURATION)
     tracing_sampling_percent: float = Field(default=10.0, description="share of requests traced (0-100)")
-    tracing_endpoint: str = Field(default="otel-collector.observability.svc:4317", description="OTLP/gRPC collector")
+    tracing_endpoint: str | None = Field(
+        default=None, description="OTLP/gRPC collector of the sidecars' spans; unset: the platform's collector"
+    )
     access_log: bool = Field(default=True, description="JSON access logs on stdout")
     monitoring_namespace: K8sName | None = Field(
         default="monitoring", description="namespace of Prometheus, allowed to scrape the routed backends"
@@ -721,9 +841,7 @@ class MeshConfig(StrictModel):
 class ElasticsearchConfig(StrictModel):
     """Elasticsearch (ECK) for logs and traces, with Kibana."""
 
-    operator: HelmReleaseConfig = HelmReleaseConfig(
-        chart="eck-operator", version="3.5.0", repository="https://helm.elastic.co", namespace="elastic-system"
-    )
+    operator: EckRelease = EckRelease()
     name: K8sName = "platform-logs"
     version: str = Field(default="9.3.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
     nodes: int = Field(default=3, ge=1, le=50, description="master-eligible data nodes (1, or 3 and more)")
@@ -749,18 +867,8 @@ class ElasticsearchConfig(StrictModel):
 class TracingConfig(StrictModel):
     """Jaeger v2 behind an OpenTelemetry Collector that receives Kong's OTLP/HTTP spans."""
 
-    jaeger: HelmReleaseConfig = HelmReleaseConfig(
-        chart="jaeger",
-        version="4.11.1",
-        repository="https://jaegertracing.github.io/helm-charts",
-        namespace="observability",
-    )
-    collector: HelmReleaseConfig = HelmReleaseConfig(
-        chart="opentelemetry-collector",
-        version="0.170.0",
-        repository="https://open-telemetry.github.io/opentelemetry-helm-charts",
-        namespace="observability",
-    )
+    jaeger: JaegerRelease = JaegerRelease()
+    collector: CollectorRelease = CollectorRelease()
     collector_image: Image = "otel/opentelemetry-collector-contrib:0.158.0"
     storage: Literal["elasticsearch", "memory"] = Field(default="elasticsearch", description="memory: dev only")
     sampling_rate: float = Field(default=0.1, description="share of requests Kong traces (0-1)")
@@ -769,15 +877,18 @@ class TracingConfig(StrictModel):
     def _rate(self) -> TracingConfig:
         if not 0 <= self.sampling_rate <= 1:
             raise ValueError(f"samplingRate must be between 0 and 1, got {self.sampling_rate}")
+        if self.storage == "memory" and self.jaeger.replicas != 1:
+            raise ValueError(
+                f"jaeger.replicas must be 1 with storage memory (got {self.jaeger.replicas}): each replica would "
+                "hold a different part of the traces"
+            )
         return self
 
 
 class LoggingConfig(StrictModel):
     """Fluent Bit shipping container logs (Kong's JSON access log among them) to Elasticsearch."""
 
-    release: HelmReleaseConfig = HelmReleaseConfig(
-        chart="fluent-bit", version="0.58.1", repository="https://fluent.github.io/helm-charts", namespace="logging"
-    )
+    release: FluentBitRelease = FluentBitRelease()
 
 
 class MonitoringConfig(StrictModel):
@@ -812,6 +923,11 @@ class PlatformConfig(StrictModel):
         default=True,
         description="install third-party operators and CRDs; false where the platform team manages them separately",
     )
+    charts_directory: str | None = Field(
+        default=None,
+        description="air-gapped clusters: read every pinned chart from <dir>/<chart>-<version> (a chart source "
+        "directory) instead of its repository; relative to the project directory",
+    )
     postgres: PostgresConfig = Field(default=PostgresConfig(), description="HA PostgreSQL behind Kong")
     kong: KongConfig = Field(default=KongConfig(), description="the gateway and its ingress controller")
     cert_manager: CertManagerConfig = Field(default=CertManagerConfig(), description="TLS certificates")
@@ -822,6 +938,49 @@ class PlatformConfig(StrictModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    def helm_releases(self) -> dict[str, HelmReleaseConfig]:
+        """The pinned releases this stack installs, by their key in the stack file."""
+        if not self.install_operators:
+            return {}
+        obs = self.observability
+        releases = {
+            "certManager.release": self.cert_manager.release,
+            "postgres.operator": self.postgres.operator,
+            "postgres.barmanPlugin": self.postgres.barman_plugin,
+            "mesh.release": self.mesh.release,
+            "observability.elasticsearch.operator": obs.elasticsearch.operator,
+            "observability.tracing.jaeger": obs.tracing.jaeger,
+            "observability.tracing.collector": obs.tracing.collector,
+            "observability.logging.release": obs.logging.release,
+        }
+        if not self.postgres.backup.enabled:
+            del releases["postgres.barmanPlugin"]
+        return {key: release for key, release in releases.items() if release.enabled}
+
+    def local_chart(self, release: HelmReleaseConfig) -> Path | None:
+        """Where a release's chart is read from when `chartsDirectory` is set."""
+        if self.charts_directory is None:
+            return None
+        return Path(self.charts_directory) / f"{release.chart}-{release.version}"
+
+    @model_validator(mode="after")
+    def _local_charts(self) -> PlatformConfig:
+        """A local chart must exist and be the pinned version: the pin, not the directory, decides."""
+        for key, release in self.helm_releases().items():
+            path = self.local_chart(release)
+            if path is None:
+                continue
+            try:
+                metadata = yaml.safe_load((path / "Chart.yaml").read_text())
+            except OSError:
+                raise ValueError(f"chartsDirectory: no chart directory {path} for {key}") from None
+            if (metadata.get("name"), str(metadata.get("version"))) != (release.chart, release.version):
+                raise ValueError(
+                    f"chartsDirectory: {path} holds {metadata.get('name')} {metadata.get('version')}, "
+                    f"but {key} pins {release.chart} {release.version}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _connection_budget(self) -> PlatformConfig:

@@ -15,7 +15,12 @@ from components.elasticsearch import Elasticsearch, ElasticsearchArgs, Writer
 from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
 from components.kong_apis import AiRoutingSpec, ApiSpec, KongApis, KongApisArgs
 from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
-from components.kong_controller import KongIngressController, KongIngressControllerArgs, controller_selector
+from components.kong_controller import (
+    AdmissionWebhookSpec,
+    KongIngressController,
+    KongIngressControllerArgs,
+    controller_selector,
+)
 from components.kong_gateway import (
     AutoscalingSpec,
     DatabaseConnection,
@@ -29,7 +34,14 @@ from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
 from components.service_mesh import Permission, Resilience, ServiceMesh, ServiceMeshArgs, Workload
-from components.tracing import ElasticsearchStorage, Tracing, TracingArgs, kong_tracing_env
+from components.tracing import (
+    COLLECTOR,
+    OTLP_GRPC_PORT,
+    ElasticsearchStorage,
+    Tracing,
+    TracingArgs,
+    kong_tracing_env,
+)
 from stacks.config import (
     ApiConfig,
     BackendKey,
@@ -80,7 +92,17 @@ def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig) -> HelmChart | No
     """The release to install, or None when this stack does not install operators."""
     if not (cfg.enabled and platform.install_operators):
         return None
-    return HelmChart(cfg.chart, cfg.version, cfg.repository, cfg.namespace, cfg.values)
+    path = platform.local_chart(cfg)
+    return HelmChart(
+        cfg.chart,
+        cfg.version,
+        cfg.repository,
+        cfg.namespace,
+        cfg.values,
+        path=str(path) if path else None,
+        replicas=cfg.replicas,
+        resources=to_resources(cfg.resources),
+    )
 
 
 def postgres_args(
@@ -180,6 +202,7 @@ def api_spec(api: ApiConfig) -> ApiSpec:
 
 
 KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from it
+LOG_WRITER, TRACE_WRITER = "fluent-bit", "jaeger"  # Elasticsearch users of the log and trace shippers
 
 
 def backend_workload(api: ApiConfig) -> Workload:
@@ -222,6 +245,11 @@ def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
     return permissions
 
 
+def collector_address(cfg: PlatformConfig) -> str:
+    """The platform's OpenTelemetry Collector, OTLP/gRPC (the Tracing component names its Service)."""
+    return f"{COLLECTOR}.{cfg.namespaces.observability.name}.svc:{OTLP_GRPC_PORT}"
+
+
 def mesh_args(cfg: PlatformConfig) -> ServiceMeshArgs:
     mesh = cfg.mesh
     defaults = Resilience(mesh.retry.model_dump(), mesh.timeout.model_dump(), mesh.circuit_breaker.model_dump())
@@ -247,9 +275,10 @@ def mesh_args(cfg: PlatformConfig) -> ServiceMeshArgs:
         defaults=defaults,
         overrides=overrides,
         tracing_sampling_percent=mesh.tracing_sampling_percent,
-        tracing_endpoint=mesh.tracing_endpoint,
+        tracing_endpoint=mesh.tracing_endpoint or collector_address(cfg),
         access_log=mesh.access_log,
         rate_limit=mesh.rate_limit.model_dump() if mesh.rate_limit else None,
+        cni=mesh.cni,
     )
 
 
@@ -272,7 +301,7 @@ def observability(
             storage_size=es.storage_size,
             storage_class=es.storage_class,
             ca_issuer=certificates.ca_issuer,
-            writers=[Writer("fluent-bit", "log-writer", logs_ns), Writer("jaeger", "trace-writer", ns)],
+            writers=[Writer(LOG_WRITER, "log-writer", logs_ns), Writer(TRACE_WRITER, "trace-writer", ns)],
             log_retention_days=es.log_retention_days,
             trace_retention_days=es.trace_retention_days,
             kibana=es.kibana,
@@ -283,7 +312,9 @@ def observability(
     )
     storage = None
     if obs.tracing.storage == "elasticsearch":
-        storage = ElasticsearchStorage(search.url, search.writer_secrets["jaeger"], f"{es.name}-http-tls")
+        storage = ElasticsearchStorage(
+            search.url, TRACE_WRITER, search.writer_secrets[TRACE_WRITER], search.http_certificate_secret
+        )
     tracing = Tracing(
         "tracing",
         TracingArgs(
@@ -292,7 +323,6 @@ def observability(
             collector=to_chart(obs.tracing.collector, cfg),
             collector_image=obs.tracing.collector_image,
             sampling_rate=obs.tracing.sampling_rate,
-            ingress_class=cfg.kong.controller.ingress_class,
             storage=storage,
             depends_on=[search],
         ),
@@ -304,7 +334,7 @@ def observability(
             namespace=logs_ns,
             release=to_chart(obs.logging.release, cfg),
             elasticsearch_host=f"{search.http_service}.{ns}.svc",
-            credentials_secret=search.writer_secrets["fluent-bit"],
+            credentials_secret=search.writer_secrets[LOG_WRITER],
             ca_issuer=certificates.ca_issuer,
             depends_on=[search, tracing, *certificates.ready],
         ),
@@ -420,7 +450,11 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             resources=to_resources(controller_cfg.resources),
             admin_url=gateway.admin_url,
             publish_service=gateway.proxy_service_name,
-            crds_url=controller_cfg.crds_url if controller_cfg.install_crds and cfg.install_operators else None,
+            crds_source=controller_cfg.crds_source if controller_cfg.install_crds and cfg.install_operators else None,
+            webhook=AdmissionWebhookSpec(controller_cfg.admission_webhook.failure_policy, certificates.ca_issuer)
+            if controller_cfg.admission_webhook.enabled
+            else None,
+            certificates_ready=certificates.ready,
         ),
         pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(depends_on=[gateway])),
     )
@@ -439,6 +473,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             ip_allow_list=list(catalogue.edge.ip_allow_list),
             ip_deny_list=list(catalogue.edge.ip_deny_list),
             bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
+            global_plugins=[tracing.kong_plugin],
             depends_on=[*controller.ready, *certificates.ready],
         ),
         in_namespaces,

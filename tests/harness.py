@@ -101,6 +101,7 @@ class Recording:
     secret_outputs: set[str] = field(default_factory=set)
     error: BaseException | None = None
     registered: int = 0  # resources registered (excluding the stack), recorded in detail or not
+    calls: list[RecordedCall] = field(default_factory=list)  # function invokes, in order
 
     def of_type(self, typ: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == typ]
@@ -165,8 +166,22 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 
 
+@dataclass
+class RecordedCall:
+    token: str
+    args: dict[str, Any]
+    registered_before: int  # how many resources had been recorded when the call was made
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Echo inputs as outputs, as `pulumi up` does for objects the provider accepts as given."""
+    """Echo inputs as outputs, as `pulumi up` does for objects the provider accepts as given.
+
+    Function calls (invokes) are recorded and answer nothing: the chart renders the program asks
+    the Kubernetes provider for are checked by the chart tests with the real Helm instead.
+    """
+
+    def __init__(self, recording: Recording):
+        self.recording = recording
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         compute = COMPUTED_OUTPUTS.get(args.typ)
@@ -174,7 +189,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", {**args.inputs, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        call = RecordedCall(args.token, _plain(dict(args.args)), len(self.recording.resources))
+        self.recording.calls.append(call)
+        return {}, []
 
 
 class CountingMonitor(pulumi_mocks.MockMonitor):
@@ -275,7 +292,7 @@ def run_program(
         values[key] = value
         secret_keys.append(key)
     recording = Recording()
-    monitor = (RecordingMonitor if record else CountingMonitor)(RecordingMocks(), recording)
+    monitor = (RecordingMonitor if record else CountingMonitor)(RecordingMocks(recording), recording)
     contextvars.Context().run(_run, stack, values, secret_keys, monitor, program or ROOT / "__main__.py")
     return recording
 

@@ -103,7 +103,8 @@ def _plugin_warnings(log: Path) -> subprocess.CompletedProcess[str]:
     [
         "warning: using pulumi-resource-kubernetes from $PATH at /usr/local/bin/pulumi-resource-kubernetes",
         "warning: failed to get plugin info for language plugin python: exit status 1",
-        "warning: resource plugin random is older than the SDK's version (4.21.1 < 4.21.4)",
+        "warning: resource plugin random is expected to have version >=4.21.4, but has 0.0.0-dev; the wrong "
+        "version may be on your path, or this may be a bug in the plugin",
     ],
 )
 def test_plugin_warnings_fail_the_run(tmp_path: Path, line: str) -> None:

@@ -199,3 +199,75 @@ def test_kong_crds_come_from_a_pinned_upstream_file(recording: Recording) -> Non
     assert crds.urn in controller(recording).dependencies
     off = run_program("dev", mutate=lambda p: p["kong"]["controller"].update(installCrds=False))
     assert off.error is None and off.of_type("kubernetes:yaml/v2:ConfigFile") == []
+
+
+# ---- the ingress controller's admission webhook -------------------------------------------------------
+
+WEBHOOK_CONFIG = "kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration"
+
+
+def test_the_admission_webhook_serves_from_the_controller_with_a_platform_ca_certificate(
+    recording: Recording,
+) -> None:
+    config = recording.one(WEBHOOK_CONFIG)
+    hooks = {h["name"].split(".validation.")[0]: h for h in config.inputs["webhooks"]}
+    assert set(hooks) == {"kong-configuration", "secrets.credentials", "routing"}
+    # Every webhook calls the Service in front of the controller, which targets the port it listens on.
+    service = recording.named("kong-controller-webhook-service")
+    for hook in hooks.values():
+        target = hook["clientConfig"]["service"]
+        assert (target["name"], target["namespace"], target["port"]) == (
+            service.metadata["name"],
+            service.metadata["namespace"],
+            service.spec["ports"][0]["port"],
+        )
+        assert hook["admissionReviewVersions"] == ["v1"] and hook["sideEffects"] == "None"
+    kic = controller(recording)
+    ports = {p["name"]: p["containerPort"] for p in kic.container()["ports"]}
+    assert service.spec["ports"][0]["targetPort"] == "webhook"
+    assert kic.env()["CONTROLLER_ADMISSION_WEBHOOK_LISTEN"] == f"0.0.0.0:{ports['webhook']}"
+    assert service.spec["selector"].items() <= kic.spec["template"]["metadata"]["labels"].items()
+    # It serves the certificate cert-manager issues from the platform CA, whose CA it is told to inject.
+    certificate = recording.one("kubernetes:cert-manager.io/v1:Certificate", "kong-controller-webhook-certificate")
+    assert certificate.spec["issuerRef"] == {"name": "platform-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert f"{service.metadata['name']}.kong.svc" in certificate.spec["dnsNames"]
+    mount = next(m for m in kic.container()["volumeMounts"] if m["name"] == "webhook-certificate")
+    volume = next(v for v in kic.pod_spec["volumes"] if v["name"] == "webhook-certificate")
+    assert volume["secret"]["secretName"] == certificate.spec["secretName"]
+    assert kic.env()["CONTROLLER_ADMISSION_WEBHOOK_CERT_FILE"] == f"{mount['mountPath']}/tls.crt"
+    assert kic.env()["CONTROLLER_ADMISSION_WEBHOOK_KEY_FILE"] == f"{mount['mountPath']}/tls.key"
+    annotations = config.annotations
+    assert annotations["cert-manager.io/inject-ca-from"] == f"kong/{certificate.metadata['name']}"
+    assert annotations["pulumi.com/waitFor"] == "jsonpath={.webhooks[0].clientConfig.caBundle}"
+    # The API server reaches it: the NetworkPolicy admits any source on that port.
+    policy = recording.named("kong-controller-network-policy")
+    assert {"ports": [{"port": ports["webhook"], "protocol": "TCP"}]} in policy.spec["ingress"]
+
+
+def test_kong_resources_and_credentials_fail_closed_other_objects_never_block(recording: Recording) -> None:
+    hooks = {h["name"].split(".validation.")[0]: h for h in recording.one(WEBHOOK_CONFIG).inputs["webhooks"]}
+    kong = hooks["kong-configuration"]
+    assert kong["failurePolicy"] == "Fail"
+    assert kong["rules"][0]["apiGroups"] == ["configuration.konghq.com"]
+    assert {"kongplugins", "kongclusterplugins", "kongconsumers"} <= set(kong["rules"][0]["resources"])
+    credentials = hooks["secrets.credentials"]
+    assert credentials["failurePolicy"] == "Fail"
+    assert credentials["objectSelector"] == {
+        "matchExpressions": [{"key": "konghq.com/credential", "operator": "Exists"}]
+    }
+    assert hooks["routing"]["failurePolicy"] == "Ignore"
+    assert {r for rule in hooks["routing"]["rules"] for r in rule["resources"]} == {"ingresses", "services"}
+
+
+def test_kong_objects_wait_for_the_webhook(recording: Recording) -> None:
+    config = recording.one(WEBHOOK_CONFIG)
+    kinds = ("KongPlugin", "KongClusterPlugin", "KongConsumer")
+    plugins = [r for r in recording.kubernetes_objects() if r.kind in kinds]
+    assert plugins and all(config.urn in p.dependencies for p in plugins)
+    assert controller(recording).urn in config.dependencies
+
+
+def test_the_webhook_can_be_switched_off() -> None:
+    run = run_program("dev", mutate=lambda p: p["kong"]["controller"].update(admissionWebhook={"enabled": False}))
+    assert run.error is None and run.of_type(WEBHOOK_CONFIG) == []
+    assert controller(run).env()["CONTROLLER_ADMISSION_WEBHOOK_LISTEN"] == "off"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +71,72 @@ def test_writers_get_least_privilege_users(recordings: dict[str, Recording]) -> 
     assert {"secretName": "platform-logs-user-fluent-bit"} in es(run).spec["auth"]["fileRealm"]
 
 
-def test_index_lifecycle_deletes_after_the_retention(recordings: dict[str, Recording]) -> None:
-    job = next(
-        r for r in recordings["prod"].of_type("kubernetes:batch/v1:Job") if r.name == "elasticsearch-index-lifecycle"
+FAKE_CURL = """#!/usr/bin/env python3
+import os, sys
+url = next(a for a in sys.argv[1:] if a.startswith("https://"))
+if "-X" in sys.argv and sys.argv[sys.argv.index("-X") + 1] == "DELETE":
+    with open(os.environ["DELETED"], "a") as log:
+        log.write(url.rsplit("/", 1)[1] + "\\n")
+else:
+    family = url.split("/_cat/indices/", 1)[1].split("-*", 1)[0]
+    for line in open(os.environ["INDICES"]):
+        if line.startswith(family + "-"):
+            print(line.strip())
+"""
+
+
+def run_retention(script: str, indices: dict[str, int], tmp_path: Path) -> list[str]:
+    """Run the retention script with `curl` answering from `indices` (name -> age in days)."""
+    now_ms, day_ms = int(time.time() * 1000), 86_400_000
+    (tmp_path / "bin").mkdir()
+    curl = tmp_path / "bin" / "curl"
+    curl.write_text(FAKE_CURL)
+    curl.chmod(0o755)
+    (tmp_path / "elastic").write_text("secret")
+    (tmp_path / "indices").write_text("".join(f"{n} {now_ms - age * day_ms}\n" for n, age in indices.items()))
+    run = subprocess.run(
+        ["sh", "-c", script.replace("/etc/es-user/elastic", str(tmp_path / "elastic"))],
+        env={
+            "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+            "ES_HOST": "es.example",
+            "DELETED": str(tmp_path / "deleted"),
+            "INDICES": str(tmp_path / "indices"),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    script = job.container()["command"][2]
-    assert '"delete":{"min_age":"30d"' in script and "_ilm/policy/logs-retention" in script
-    assert '"delete":{"min_age":"7d"' in script and "_ilm/policy/jaeger-retention" in script
-    assert job.pod_spec["automountServiceAccountToken"] is False
-    dev_job = next(
-        r for r in recordings["dev"].of_type("kubernetes:batch/v1:Job") if r.name == "elasticsearch-index-lifecycle"
-    )
-    assert '"min_age":"3d"' in dev_job.container()["command"][2]
-    assert dev_job.metadata["name"] != job.metadata["name"]  # named after its content: a change re-runs it
+    assert run.returncode == 0, run.stderr
+    deleted = tmp_path / "deleted"
+    return sorted(deleted.read_text().split()) if deleted.exists() else []
+
+
+def test_retention_deletes_only_indices_older_than_their_retention(
+    recordings: dict[str, Recording], tmp_path: Path
+) -> None:
+    cron = recordings["prod"].one("kubernetes:batch/v1:CronJob", "elasticsearch-index-retention")
+    assert cron.spec["schedule"] == "30 1 * * *" and cron.spec["concurrencyPolicy"] == "Forbid"
+    pod = cron.spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    script = pod["containers"][0]["command"][2]
+    ages = {  # prod: logs 30 days, traces 7 days
+        "logs-2026.10.01": 31,
+        "logs-2026.10.30": 29,
+        "jaeger-span-2026-11-18": 8,
+        "jaeger-service-2026-11-18": 8,
+        "jaeger-span-2026-11-21": 6,
+    }
+    deleted = run_retention(script, ages, tmp_path)
+    assert deleted == ["jaeger-service-2026-11-18", "jaeger-span-2026-11-18", "logs-2026.10.01"]
+
+
+def test_dev_keeps_logs_for_its_own_retention(recordings: dict[str, Recording], tmp_path: Path) -> None:
+    cron = recordings["dev"].one("kubernetes:batch/v1:CronJob", "elasticsearch-index-retention")
+    script = cron.spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert run_retention(script, {"logs-a": 4, "logs-b": 2, "jaeger-span-a": 3, "jaeger-span-b": 1}, tmp_path) == [
+        "jaeger-span-a",
+        "logs-a",
+    ]
 
 
 def test_kibana(recording: Recording) -> None:
@@ -93,31 +147,11 @@ def test_kibana(recording: Recording) -> None:
 # ---- tracing ---------------------------------------------------------------------------------------
 
 
-def test_jaeger_v2_stores_in_elasticsearch_in_prod_and_memory_in_dev(recordings: dict[str, Recording]) -> None:
-    jaeger = recordings["prod"].one(RELEASE, "tracing-jaeger")
-    assert (jaeger.inputs["chart"], jaeger.inputs["version"]) == ("jaeger", "4.11.1")
-    storage = jaeger.inputs["values"]["storage"]
-    assert storage["type"] == "elasticsearch"
-    assert storage["elasticsearch"]["host"] == "platform-logs-es-http.observability.svc"
-    assert storage["elasticsearch"]["existingSecret"] == "platform-logs-jaeger"
-    assert values(recordings["dev"], "tracing-jaeger")["storage"] == {"type": "memory"}
-
-
-def test_collector_receives_otlp_and_exports_to_jaeger(recording: Recording) -> None:
-    collector = values(recording, "tracing-collector")
-    assert collector["mode"] == "deployment"
-    assert collector["image"] == {"repository": "otel/opentelemetry-collector-contrib", "tag": "0.158.0"}
-    config = collector["config"]
-    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4318"
-    assert config["exporters"]["otlp"]["endpoint"] == "jaeger-collector.observability.svc:4317"
-    assert config["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "batch"]
-
-
 def test_kong_traces_10_percent_with_w3c_propagation(recording: Recording) -> None:
     env = recording.named("kong-deployment").env()
     assert env["KONG_TRACING_SAMPLING_RATE"] == "0.1"
     assert env["KONG_TRACING_INSTRUMENTATIONS"] == "all"
-    plugin = recording.named("tracing-kong-opentelemetry")
+    plugin = recording.named("apis-global-opentelemetry")
     assert plugin.inputs["plugin"] == "opentelemetry" and plugin.labels["global"] == "true"
     config = plugin.inputs["config"]
     assert config["traces_endpoint"] == "http://otel-collector.observability.svc:4318/v1/traces"
@@ -173,7 +207,7 @@ def test_dashboard(recording: Recording) -> None:
 
 
 def test_outputs_say_where_to_look(recording: Recording) -> None:
-    assert recording.outputs["jaegerUrl"] == "http://jaeger-query.observability.svc:16686"
+    assert recording.outputs["jaegerUrl"] == "http://jaeger.observability.svc:16686"
     assert recording.outputs["kibanaUrl"] == "https://platform-logs-kb-http.observability.svc:5601"
     assert recording.outputs["elasticsearchUrl"] == "https://platform-logs-es-http.observability.svc:9200"
     assert recording.outputs["metrics"] == "http://kong-status.kong.svc:8100/metrics"
