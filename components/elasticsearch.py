@@ -17,6 +17,7 @@ import pulumi_random as random
 
 from components.k8s import (
     HelmChart,
+    Protection,
     Resources,
     app_labels,
     child,
@@ -74,6 +75,7 @@ class ElasticsearchArgs:
     storage_class: str | None = None
     kibana: bool = True
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    protection: Protection = field(default_factory=Protection)  # for the Elasticsearch resource
 
 
 def retention_script(retention_days: dict[str, int]) -> str:
@@ -257,7 +259,7 @@ class Elasticsearch(pulumi.ComponentResource):
                 "volumeClaimDeletePolicy": "DeleteOnScaledownOnly",
                 "updateStrategy": {"changeBudget": {"maxUnavailable": 1}},
             },
-            child(self, [*owners, http_cert, roles, *realm_secrets]),
+            child(self, [*owners, http_cert, roles, *realm_secrets], args.protection),
         )
         if args.kibana:
             custom_resource(

@@ -74,12 +74,25 @@ def meta(
     )
 
 
+@dataclass(frozen=True)
+class Protection:
+    """Resource options for objects whose loss loses data (see stacks.config.ProtectionConfig)."""
+
+    protect: bool = False
+    retain_on_delete: bool = False
+
+
 def child(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] | None = None,
+    protection: Protection | None = None,
+    retain: bool = True,
     **extra: object,
 ) -> pulumi.ResourceOptions:
-    """Options of a component's child: parented (so providers and aliases flow), optional deps."""
+    """Options of a component's child: parented (so providers and aliases flow), optional deps, and
+    for stateful objects their `protection` (with `retain_on_delete` only if it must outlive the stack)."""
+    if protection is not None:
+        extra = {**extra, "protect": protection.protect, "retain_on_delete": protection.retain_on_delete and retain}
     return pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on or []), **extra)  # type: ignore[arg-type]
 
 
@@ -151,6 +164,7 @@ class HelmChart:
     path: str | None = None  # a local chart directory (air-gapped clusters, tests); wins over `repository`
     replicas: int | None = None  # of the release's workloads; each component maps it to its chart's keys
     resources: Resources | None = None  # of the release's main containers, likewise
+    protect: bool = False  # for operators whose CRDs hold data (Pulumi then refuses to uninstall them)
 
     @property
     def highly_available(self) -> bool:
@@ -255,6 +269,8 @@ def helm_release(
         if chart.path
         else {"chart": chart.chart, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)}
     )
+    if chart.protect:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True))
     return k8s.helm.v3.Release(
         name,
         name=release_name,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import PART_OF, child, meta
+from components.k8s import PART_OF, Protection, child, meta
 
 MESH_INJECTION_LABEL = "kuma.io/sidecar-injection"
 
@@ -17,11 +17,13 @@ class NamespaceSpec:
     name: str
     pod_security: str = "restricted"
     mesh_injection: bool = False
+    stateful: bool = False  # holds data volumes (deleting the namespace deletes them)
 
 
 @dataclass(frozen=True)
 class PlatformNamespacesArgs:
     namespaces: list[NamespaceSpec] = field(default_factory=list)
+    protection: Protection = field(default_factory=Protection)  # applied to the stateful namespaces
 
 
 def namespace_labels(spec: NamespaceSpec) -> dict[str, str]:
@@ -48,7 +50,7 @@ class PlatformNamespaces(pulumi.ComponentResource):
             self.namespaces[spec.name] = k8s.core.v1.Namespace(
                 f"{name}-{spec.name}",
                 metadata=meta(spec.name, labels=namespace_labels(spec)),
-                opts=child(self),
+                opts=child(self, protection=args.protection if spec.stateful else None),
             )
         self.names = {n: ns.metadata.name for n, ns in self.namespaces.items()}
         self.register_outputs({"names": self.names})

@@ -17,6 +17,7 @@ import pulumi_tls as tls
 
 from components.k8s import (
     HelmChart,
+    Protection,
     Resources,
     child,
     custom_resource,
@@ -84,6 +85,8 @@ class PostgresClusterArgs:
     barman_plugin: HelmChart | None = None
     # Resources the operator releases must wait for (cert-manager, for the Barman plugin).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # For everything whose loss loses the database or its backups, or makes it unreachable.
+    protection: Protection = field(default_factory=Protection)
 
 
 class PostgresCluster(pulumi.ComponentResource):
@@ -124,17 +127,25 @@ class PostgresCluster(pulumi.ComponentResource):
             plugin_owners.append(plugin)
             release_pdb(f"{name}-barman-plugin-pdb", args.barman_plugin, BARMAN_PODS, child(self, [plugin]))
 
-        password = random.RandomPassword(f"{name}-app-password", length=32, special=False, opts=child(self))
+        # The password initdb gave the owner role: a new one would lock Kong out of its database.
+        password = random.RandomPassword(
+            f"{name}-app-password", length=32, special=False, opts=child(self, protection=args.protection, retain=False)
+        )
         self.app_secret = k8s.core.v1.Secret(
             f"{name}-app-credentials",
             metadata=meta(f"{cluster}-app-credentials", ns, labels),
             type="kubernetes.io/basic-auth",
             string_data={"username": args.owner, "password": password.result},
-            opts=child(self),
+            opts=child(self, protection=args.protection),
         )
         # The server CA is ours, so clients in other namespaces can verify the server: the
         # operator signs its server certificate with it (serverCASecret with ca.key).
-        ca_key = tls.PrivateKey(f"{name}-server-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child(self))
+        ca_key = tls.PrivateKey(
+            f"{name}-server-ca-key",
+            algorithm="ECDSA",
+            ecdsa_curve="P256",
+            opts=child(self, protection=args.protection, retain=False),
+        )
         ca_cert = tls.SelfSignedCert(
             f"{name}-server-ca",
             private_key_pem=ca_key.private_key_pem,
@@ -142,14 +153,14 @@ class PostgresCluster(pulumi.ComponentResource):
             validity_period_hours=10 * 365 * 24,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             subject=tls.SelfSignedCertSubjectArgs(common_name=f"{cluster} server CA", organization="api-platform"),
-            opts=child(self),
+            opts=child(self, protection=args.protection, retain=False),
         )
         server_ca_secret = f"{cluster}-server-ca"
         k8s.core.v1.Secret(
             f"{name}-server-ca-secret",
             metadata=meta(server_ca_secret, ns, labels),
             string_data={"ca.crt": ca_cert.cert_pem, "ca.key": ca_key.private_key_pem},
-            opts=child(self),
+            opts=child(self, protection=args.protection),
         )
         self.client_secret_name = f"{cluster}-client"
         for client_namespace in args.client_namespaces:
@@ -162,7 +173,7 @@ class PostgresCluster(pulumi.ComponentResource):
 
         plugins = []
         if args.backup:
-            store = self._object_store(name, args, args.backup, labels, child(self, plugin_owners))
+            store = self._object_store(name, args, args.backup, labels, child(self, plugin_owners, args.protection))
             plugins = [{"name": BARMAN_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": store}}]
 
         postgresql: dict[str, object] = {"parameters": dict(args.parameters)}
@@ -214,7 +225,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 ],
                 "plugins": plugins,
             },
-            child(self, [*plugin_owners]),
+            child(self, [*plugin_owners], args.protection),
         )
 
         self.pooler_host = None
@@ -260,7 +271,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     "backupOwnerReference": "self",
                     "immediate": True,
                 },
-                child(self, [self.cluster, *crd_owners]),
+                child(self, [self.cluster, *crd_owners], args.protection),
             )
 
         if args.pod_monitor:
@@ -309,7 +320,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     "ACCESS_KEY_ID": backup.access_key_id,
                     "ACCESS_SECRET_KEY": backup.secret_access_key,
                 },
-                opts=child(self),
+                opts=child(self, protection=args.protection),
             )
         configuration: dict[str, object] = {
             "destinationPath": backup.destination_path,

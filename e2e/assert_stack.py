@@ -1,43 +1,42 @@
 """Read a deployed stack back from the API server and compare it with what the program declares.
 
-    python e2e/assert_stack.py STACK            after `pulumi up`
-    python e2e/assert_stack.py STACK --gone     after `pulumi destroy`
+    python e2e/assert_stack.py STACK [--state STATE.json]   after `pulumi up`
+    python e2e/assert_stack.py STACK --gone                 after `pulumi destroy`
 
-The expected objects come from running the same program under the recording mocks with the
-end-to-end overrides (see e2e/lib.sh select_stack). After `up`, every declared object must exist
-and every declared field must be stored with the declared value: a field the API server pruned
-(an unknown field of a custom resource, say) is a failure. After `destroy`, none may remain.
+Run in the e2e workspace: the expected objects come from running the same program under the
+recording mocks with the workspace's own `Pulumi.<STACK>.yaml` (the committed file plus what the
+e2e set in it). After `up`, every declared object must exist with every declared field stored as
+declared (a field the API server pruned is a failure), no object of ours may exist that the stack
+does not declare (nothing orphaned), and with `--state` (`pulumi stack export`) no Kubernetes
+object may be held by two resources of the state (nothing duplicated). After `destroy`, none of
+the declared objects may remain.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.kube import Kube  # noqa: E402
+from e2e.kube import PART_OF, Kube  # noqa: E402
 from tests.harness import RecordedResource, run_program  # noqa: E402
 
 # Fields the API server legitimately rewrites: write-only or normalised on storage.
 SKIPPED_FIELDS = {"stringData"}
 
 
-def e2e_overrides(platform: dict[str, Any]) -> None:
-    """The settings e2e/lib.sh select_stack adds (secrets: the harness's placeholders)."""
-    platform.setdefault("cluster", {}).update(
-        context="e2e",
-        kubeconfigPath=os.environ.get("KUBECONFIG", ""),
-        skipAwait=True,
-        deletionPropagation="background",
-    )
-    platform["installOperators"] = False
-    kong = platform.setdefault("kong", {}).setdefault("controller", {})
-    kong.setdefault("admissionWebhook", {})["failurePolicy"] = "Ignore"
+def workspace_platform(stack: str) -> dict[str, Any]:
+    """The platform object of the workspace's stack file (where `pulumi config set` wrote)."""
+    document = yaml.safe_load(Path(f"Pulumi.{stack}.yaml").read_text())
+    return dict(document["config"]["api-platform:platform"])
 
 
 def object_path(kube: Kube, obj: RecordedResource) -> str:
@@ -90,9 +89,35 @@ def adr_checks(kube: Kube, stack: str) -> list[str]:
     return problems
 
 
+def strays(kube: Kube, objects: list[RecordedResource]) -> list[str]:
+    """Objects labelled as ours in the cluster that the stack does not declare. Controllers' own
+    objects are excepted: those with an owner reference, and the Endpoints the endpoints controller
+    keeps for each Service (with its labels, but no owner)."""
+    declared = {(o.kind, o.metadata.get("namespace", ""), o.metadata["name"]) for o in objects}
+    return [
+        f"{o['kind']} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}: in the cluster, not declared"
+        for o in kube.objects(PART_OF)
+        if not o["metadata"].get("ownerReferences")
+        and o["kind"] != "Endpoints"
+        and (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) not in declared
+    ]
+
+
+def duplicates(state: dict[str, Any]) -> list[str]:
+    """Kubernetes objects that more than one resource of the state holds."""
+    holders: dict[tuple[str, str, str], list[str]] = {}
+    for resource in state["deployment"].get("resources", []):
+        outputs = resource.get("outputs") or {}
+        metadata = outputs.get("metadata") or {}
+        if resource["type"].startswith("kubernetes:") and outputs.get("kind") and metadata.get("name"):
+            key = (outputs["kind"], metadata.get("namespace", ""), metadata["name"])
+            holders.setdefault(key, []).append(resource["urn"])
+    return [f"{kind} {ns}/{name}: held by {urns}" for (kind, ns, name), urns in holders.items() if len(urns) > 1]
+
+
 def main(argv: list[str]) -> int:
     stack, gone = argv[0], "--gone" in argv
-    recording = run_program(stack, mutate=e2e_overrides)
+    recording = run_program(stack, platform=workspace_platform(stack))
     if recording.error is not None:
         raise SystemExit(f"the program failed under mocks: {recording.error}")
     kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
@@ -116,7 +141,9 @@ def main(argv: list[str]) -> int:
             break
         time.sleep(2)
     if not gone:
-        problems += adr_checks(kube, stack)
+        problems += adr_checks(kube, stack) + strays(kube, objects)
+        if "--state" in argv:
+            problems += duplicates(json.loads(Path(argv[argv.index("--state") + 1]).read_text()))
     verb = "absent" if gone else "stored as declared"
     if problems:
         print(f"{stack}: {len(problems)} problem(s):", *problems, sep="\n  ", file=sys.stderr)

@@ -4,6 +4,11 @@
     python e2e/kube.py install-crds DIR [DIR ...]  create every CRD found in DIR (recursively)
     python e2e/kube.py dump [--ours]               print every object (ours: labelled part-of api-platform)
     python e2e/kube.py webhook-probe NAMESPACE     which objects the API server sends to Kong's admission webhook
+    python e2e/kube.py edit PATH JSON              change an object behind Pulumi's back (a JSON merge patch,
+                                                   as `kubectl edit` or `kubectl scale` would)
+    python e2e/kube.py get PATH [FIELD ...]        print an object, or the fields at the dotted FIELD paths
+    python e2e/kube.py count SELECTOR              how many objects match a label selector
+    python e2e/kube.py delete-namespaces NAME ...  delete namespaces (what a deliberate teardown leaves)
 
 The connection comes from $E2E_CLUSTER_DIR (written by e2e/lib.sh): server URL, CA and an
 admin client certificate.
@@ -60,12 +65,14 @@ class Kube:
         self.context = ssl.create_default_context(cafile=str(cluster_dir / "ca.crt"))
         self.context.load_cert_chain(str(cluster_dir / "admin.crt"), str(cluster_dir / "admin.key"))
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         if not self.server.startswith("https://"):
             raise ValueError(f"refusing non-HTTPS API server URL {self.server!r}")
         req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310 - https only
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
         req.add_header("Accept", "application/json")
         try:
             with urllib.request.urlopen(req, context=self.context, timeout=30) as response:  # noqa: S310 - https only
@@ -230,26 +237,80 @@ def webhook_probe(kube: Kube, namespace: str) -> list[str]:
     return problems
 
 
-def main(argv: list[str]) -> int:
-    kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
-    command, args = argv[0], argv[1:]
-    if command == "wait-ready":
-        wait_ready(kube)
-    elif command == "install-crds":
-        print(f"installed {install_crds(kube, [Path(a) for a in args])} CRDs")
-    elif command == "dump":
-        selector = PART_OF if "--ours" in args else None
-        for obj in kube.objects(selector):
-            meta = obj["metadata"]
-            print(f"{obj['kind']}\t{meta.get('namespace', '')}\t{meta['name']}")
-    elif command == "webhook-probe":
-        problems = webhook_probe(kube, args[0])
-        if problems:
-            print(*problems, sep="\n", file=sys.stderr)
-            return 1
-    else:
-        raise SystemExit(f"unknown command {command!r}")
+def _wait_ready(kube: Kube, _args: list[str]) -> int:
+    wait_ready(kube)
     return 0
+
+
+def _install_crds(kube: Kube, args: list[str]) -> int:
+    print(f"installed {install_crds(kube, [Path(a) for a in args])} CRDs")
+    return 0
+
+
+def _dump(kube: Kube, args: list[str]) -> int:
+    for obj in kube.objects(PART_OF if "--ours" in args else None):
+        meta = obj["metadata"]
+        print(f"{obj['kind']}\t{meta.get('namespace', '')}\t{meta['name']}")
+    return 0
+
+
+def _edit(kube: Kube, args: list[str]) -> int:
+    path, patch = args
+    status, answer = kube.request(
+        "PATCH", f"{path}?fieldManager=kubectl-edit", json.loads(patch), "application/merge-patch+json"
+    )
+    if status != 200:
+        raise SystemExit(f"edit {path}: HTTP {status}: {answer}")
+    return 0
+
+
+def _get(kube: Kube, args: list[str]) -> int:
+    obj = kube.get(args[0])
+    for dotted in args[1:] or [""]:
+        value = obj
+        for key in filter(None, dotted.split(".")):
+            value = value.get(key) if isinstance(value, dict) else None
+        print(json.dumps(value))
+    return 0
+
+
+def _count(kube: Kube, args: list[str]) -> int:
+    print(sum(1 for _ in kube.objects(args[0])))
+    return 0
+
+
+def _delete_namespaces(kube: Kube, args: list[str]) -> int:
+    for name in args:
+        status, answer = kube.request("DELETE", f"/api/v1/namespaces/{name}")
+        if status not in (200, 202, 404):
+            raise SystemExit(f"delete namespace {name}: HTTP {status}: {answer}")
+    return 0
+
+
+def _webhook_probe(kube: Kube, args: list[str]) -> int:
+    problems = webhook_probe(kube, args[0])
+    if problems:
+        print(*problems, sep="\n", file=sys.stderr)
+    return 1 if problems else 0
+
+
+COMMANDS = {
+    "wait-ready": _wait_ready,
+    "install-crds": _install_crds,
+    "dump": _dump,
+    "edit": _edit,
+    "get": _get,
+    "count": _count,
+    "delete-namespaces": _delete_namespaces,
+    "webhook-probe": _webhook_probe,
+}
+
+
+def main(argv: list[str]) -> int:
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is None:
+        raise SystemExit(f"unknown command {argv[:1]}; one of {sorted(COMMANDS)}")
+    return command(Kube(Path(os.environ["E2E_CLUSTER_DIR"])), argv[1:])
 
 
 if __name__ == "__main__":

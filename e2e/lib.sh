@@ -14,12 +14,13 @@ e2e_log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 free_port() { "$E2E_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# step NAME COMMAND...: run a command, print its duration, fail loudly.
+# step NAME COMMAND...: run a command (a function: in a subshell with errexit, so any failing
+# command fails the step), print its duration, fail loudly.
 step() {
   local name="$1" start rc; shift
   start=$(date +%s%N)
   e2e_log "step $name: start"
-  set +e; "$@"; rc=$?; set -e
+  set +e; (set -e; "$@"); rc=$?; set -e
   local ms=$(( ($(date +%s%N) - start) / 1000000 ))
   e2e_log "step $name: $( [ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)" ) in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
   echo "$name $ms" >>"${E2E_TIMINGS:-/dev/null}"
@@ -67,47 +68,63 @@ EOF
 # cluster_up DIR: start the control plane; exports KUBECONFIG and E2E_CLUSTER_DIR.
 cluster_up() {
   local d="$1" etcd_port peer_port api_port
-  mkdir -p "$d/etcd" "$d/logs"
+  mkdir -p "$d/etcd" "$d/logs" "$d/pids"
   _certificates "$d"
   etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
   echo "https://127.0.0.1:$api_port" >"$d/server"
+  echo "$etcd_port" >"$d/etcd-port"
   _kubeconfig "$d" "https://127.0.0.1:$api_port"
   etcd --data-dir "$d/etcd" --log-level warn \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "default=http://127.0.0.1:$peer_port" >"$d/logs/etcd.log" 2>&1 &
-  echo $! >>"$d/pids"
-  kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
+  echo $! >"$d/pids/etcd"
+  export KUBECONFIG="$d/kubeconfig" E2E_CLUSTER_DIR="$d"
+  apiserver_start "$d" || return 1
+  kube-controller-manager --kubeconfig "$d/kubeconfig" --authentication-kubeconfig "$d/kubeconfig" \
+    --authorization-kubeconfig "$d/kubeconfig" --leader-elect=false --secure-port 0 \
+    --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
+    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route' \
+    >"$d/logs/kube-controller-manager.log" 2>&1 &
+  echo $! >"$d/pids/kube-controller-manager"
+  [ -d "$E2E_CRDS" ] || { e2e_log "CRD directory $E2E_CRDS not found (set API_PLATFORM_CRDS_DIR)"; return 1; }
+  "$E2E_PYTHON" "$E2E_ROOT/e2e/kube.py" install-crds "$E2E_CRDS" >&2
+}
+
+# apiserver_start DIR: (re)start kube-apiserver on the cluster's port and wait until it is ready.
+apiserver_start() {
+  local d="$1" api_port
+  api_port="$(sed 's/.*://' "$d/server")"
+  kube-apiserver --etcd-servers "http://127.0.0.1:$(cat "$d/etcd-port")" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" --client-ca-file "$d/ca.crt" \
     --service-cluster-ip-range 10.96.0.0/16 --authorization-mode RBAC \
     --service-account-issuer "https://127.0.0.1:$api_port" --service-account-key-file "$d/sa.pub" \
     --service-account-signing-key-file "$d/sa.key" --disable-admission-plugins ServiceAccount \
     --endpoint-reconciler-type none --enable-aggregator-routing \
-    >"$d/logs/kube-apiserver.log" 2>&1 &
-  echo $! >>"$d/pids"
-  export KUBECONFIG="$d/kubeconfig" E2E_CLUSTER_DIR="$d"
+    >>"$d/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$d/pids/kube-apiserver"
   "$E2E_PYTHON" "$E2E_ROOT/e2e/kube.py" wait-ready || { tail -20 "$d/logs/kube-apiserver.log" >&2; return 1; }
-  kube-controller-manager --kubeconfig "$d/kubeconfig" --authentication-kubeconfig "$d/kubeconfig" \
-    --authorization-kubeconfig "$d/kubeconfig" --leader-elect=false --secure-port 0 \
-    --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route' \
-    >"$d/logs/kube-controller-manager.log" 2>&1 &
-  echo $! >>"$d/pids"
-  [ -d "$E2E_CRDS" ] || { e2e_log "CRD directory $E2E_CRDS not found (set API_PLATFORM_CRDS_DIR)"; return 1; }
-  "$E2E_PYTHON" "$E2E_ROOT/e2e/kube.py" install-crds "$E2E_CRDS" >&2
 }
+
+# stop_process FILE: stop the process whose pid FILE holds (TERM, then KILL), and forget it.
+stop_process() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)" || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
+# apiserver_stop DIR: take the API server down (an outage: etcd keeps the data).
+apiserver_stop() { stop_process "$1/pids/kube-apiserver"; }
 
 # cluster_down DIR: stop every process cluster_up started.
 cluster_down() {
-  local d="$1" pid
-  [ -f "$d/pids" ] || return 0
-  for pid in $(tac "$d/pids"); do kill "$pid" 2>/dev/null || true; done
-  for pid in $(cat "$d/pids"); do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  rm -f "$d/pids"
+  local d="$1" name
+  [ -d "$d/pids" ] || return 0
+  for name in kube-controller-manager kube-apiserver etcd; do stop_process "$d/pids/$name"; done
 }
 
 # pulumi_workspace DIR: a copy of the project (git-tracked files plus working-tree edits) using
@@ -159,7 +176,7 @@ select_stack() {
   pulumi config set --path platform.installOperators false
   # No controller runs to answer Kong's admission webhook (see webhook_enforced in e2e/run.sh).
   pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Ignore
-  for key in $("$E2E_PYTHON" -c 'from stacks.secrets import SECURE_KEYS; print(*SECURE_KEYS)'); do
+  for key in $("$E2E_PYTHON" -c 'from stacks.loader import SECURE_KEYS; print(*SECURE_KEYS)'); do
     pulumi config set --secret "$key" "placeholder-$key"
   done
 }
@@ -180,9 +197,7 @@ without_local_releases() {
   pulumi config rm --path platform.kong.controller.crdsSource
 }
 
-# expected_releases STACK: "chart version" of every release the committed stack file installs.
+# expected_releases STACK: "chart version repository" of every release the committed stack file installs.
 expected_releases() {
-  "$E2E_PYTHON" -c 'import sys; from pathlib import Path; from stacks.loader import load_stack_file
-for r in load_stack_file(Path(sys.argv[1])).helm_releases().values(): print(r.chart, r.version)' \
-    "$E2E_ROOT/Pulumi.$1.yaml"
+  "$E2E_PYTHON" -m stacks.validate --releases "$E2E_ROOT/Pulumi.$1.yaml"
 }

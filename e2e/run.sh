@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end: deploy the dev and prod stacks with the real Pulumi engine to a local Kubernetes
-# control plane, check them, and destroy them. One command; exits non-zero on any failure.
+# control plane, check them, operate them as a platform team would, and tear them down. One
+# command; exits non-zero on any failure.
 #
 #   e2e/run.sh [STACK ...]        default: dev prod
 #
-# For each stack: preview with the policy pack (prod: mandatory, dev: advisory) -> up -> preview
-# that must show no changes -> read back from the API server -> destroy -> nothing left behind.
+# Every stack: a bad stack file refused -> the policy pack enforced -> every operator release
+# rendered by the provider's Helm -> preview -> up -> Kong's admission webhook enforced -> no-change
+# preview -> read back (as declared, nothing orphaned, nothing duplicated) -> destroy -> nothing left.
+# Prod also: its first `up` is killed and recovered by the runbook; drift is detected and
+# restored; an `up` survives an API-server outage by a rerun; day-2 changes have exact plans; a
+# destroy is refused (protection) and the stack is torn down the deliberate way.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=e2e/lib.sh
@@ -24,7 +29,7 @@ cleanup() {
   local rc=$?
   cluster_down "$WORK/cluster"
   if [ $rc -ne 0 ]; then
-    e2e_log "failed; logs kept in $WORK/cluster/logs"
+    e2e_log "failed; logs kept in $WORK/cluster/logs and $WORK/pulumi.log"
   else
     rm -rf "$WORK"
   fi
@@ -32,8 +37,29 @@ cleanup() {
 trap cleanup EXIT
 
 step cluster-up cluster_up "$WORK/cluster"
+export KUBECONFIG="$WORK/cluster/kubeconfig" E2E_CLUSTER_DIR="$WORK/cluster"  # set in the step's subshell
 pulumi_workspace "$WORK"
 cd "$WORK/project"
+KUBE=("$E2E_PYTHON" "$ROOT/e2e/kube.py")
+OURS="app.kubernetes.io/part-of=api-platform"
+UP=(pulumi up --yes --non-interactive --skip-preview)
+
+# expect_failure PATTERN COMMAND...: the command must fail, and print PATTERN (grep -E).
+expect_failure() {
+  local pattern="$1" out rc; shift
+  set +e; out="$("$@" 2>&1)"; rc=$?; set -e
+  [ $rc -ne 0 ] && grep -qE "$pattern" <<<"$out" || { echo "$out" >&2; echo "expected a failure matching: $pattern" >&2; return 1; }
+}
+
+# wait_for_objects SELECTOR COUNT: until the API server holds COUNT objects matching SELECTOR.
+wait_for_objects() {
+  local n=0
+  for _ in $(seq 600); do
+    n="$("${KUBE[@]}" count "$1")"; [ "$n" -ge "$2" ] && return 0; sleep 0.1
+  done
+  echo "only $n objects match $1" >&2; return 1
+}
+
 # The policy pack must bite: an image from a registry it does not allow fails prod's preview
 # (mandatory) and is only reported in dev (advisory).
 policy_enforced() {
@@ -50,7 +76,7 @@ policy_enforced() {
 }
 
 # A bad stack file is refused by the real engine with the one readable message, no traceback,
-# and nothing registered.
+# and nothing registered; so is a key the program would ignore.
 bad_config_refused() {
   local out rc
   # Keys absent from the committed stack files, so removing them restores the stack as it was.
@@ -62,6 +88,11 @@ bad_config_refused() {
   grep -q "Pulumi.$1.yaml: invalid stack configuration" <<<"$out" && [ $rc -ne 0 ] &&
     ! grep -q "Traceback" <<<"$out" && ! grep -qE "^ *\+ +kubernetes:" <<<"$out" ||
     { echo "$out" >&2; return 1; }
+  pulumi config set minReplicas 5  # what a Pulumi user types first: api-platform:minReplicas
+  set +e; out="$(pulumi preview --non-interactive 2>&1)"; rc=$?; set -e
+  pulumi config rm minReplicas
+  [ $rc -ne 0 ] && grep -q "pulumi config set --path platform.kong.autoscaling.minReplicas" <<<"$out" ||
+    { echo "$out" >&2; echo "a stray key was not refused" >&2; return 1; }
 }
 
 # With the operator releases on (charts from the shared chart sources), a preview renders every
@@ -72,7 +103,7 @@ releases_render() {
   set +e; out="$(pulumi preview --non-interactive "${POLICY[@]}" 2>&1)"; rc=$?; set -e
   without_local_releases
   [ $rc -eq 0 ] || { echo "$out" >&2; echo "the preview with the releases on failed" >&2; return 1; }
-  while read -r chart version; do
+  while read -r chart version _repository; do
     grep -q "rendered $chart $version: [0-9]* objects" <<<"$out" || missing="$missing $chart-$version"
   done < <(expected_releases "$stack")
   [ -z "$missing" ] || { echo "$out" >&2; echo "not rendered:$missing" >&2; return 1; }
@@ -93,11 +124,88 @@ releases_render() {
 webhook_enforced() {
   local rc
   pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Fail
-  pulumi up --yes --non-interactive --skip-preview >/dev/null
-  set +e; "$E2E_PYTHON" "$ROOT/e2e/kube.py" webhook-probe kong; rc=$?; set -e
+  "${UP[@]}" >/dev/null
+  set +e; "${KUBE[@]}" webhook-probe kong; rc=$?; set -e
   pulumi config set --path platform.kong.controller.admissionWebhook.failurePolicy Ignore
-  pulumi up --yes --non-interactive --skip-preview >/dev/null
+  "${UP[@]}" >/dev/null
   return $rc
+}
+
+# Read back: every object as declared, nothing of ours undeclared, no object held twice.
+read_back() {
+  pulumi stack export --file "$WORK/state.json"
+  "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$1" --state "$WORK/state.json"
+}
+
+# The first `up` is killed mid-way (SIGKILL to the engine's process group, as a preempted CI
+# runner). The next update is refused (lock); the runbook's recovery (python -m stacks.recover)
+# releases the lock, stops the plugins the engine left running, clears the pending creates and
+# refreshes; then `up` converges.
+interrupted_up_recovers() {
+  local stack="$1" pid
+  setsid bash -c 'exec pulumi up --yes --non-interactive --skip-preview' >"$WORK/killed-up.log" 2>&1 &
+  pid=$!
+  wait_for_objects "$OURS" 30
+  kill -KILL -- "-$pid"; wait "$pid" || true
+  e2e_log "engine killed with $("${KUBE[@]}" count "$OURS") objects of ours in the cluster"
+  expect_failure "the stack is currently locked" "${UP[@]}"
+  "$E2E_PYTHON" -m stacks.recover "$stack" || true  # the diagnosis: exit 1, something to repair
+  "$E2E_PYTHON" -m stacks.recover "$stack" --apply >"$WORK/recover.log" || { cat "$WORK/recover.log" >&2; return 1; }
+  grep -E "^(released|stopped|recovered)" "$WORK/recover.log"
+  "$E2E_PYTHON" -m stacks.recover "$stack" | grep -q "no lock"  # nothing left to repair but the update itself
+  "${UP[@]}" >/dev/null
+}
+
+# Changes made behind the program's back (the HPA scaled, a plugin edited) fail a refreshing
+# no-change preview that names them; `up --refresh` puts the declared values back.
+drift_detected_and_restored() {
+  local hpa=/apis/autoscaling/v2/namespaces/kong/horizontalpodautoscalers/kong
+  local plugin=/apis/configuration.konghq.com/v1/kongclusterplugins/global-prometheus
+  "${KUBE[@]}" edit "$hpa" '{"spec":{"minReplicas":7}}'
+  "${KUBE[@]}" edit "$plugin" '{"config":{"per_consumer":true}}'
+  expect_failure "HorizontalPodAutoscaler::kong-hpa\]" pulumi preview --refresh --expect-no-changes --diff --non-interactive
+  expect_failure "KongClusterPlugin::apis-global-prometheus\]" pulumi preview --refresh --expect-no-changes --diff --non-interactive
+  "${UP[@]}" --refresh >/dev/null
+  [ "$("${KUBE[@]}" get "$hpa" spec.minReplicas)" = 3 ] && [ "$("${KUBE[@]}" get "$plugin" config.per_consumer)" = false ] ||
+    { echo "drift was not restored" >&2; return 1; }
+  pulumi preview --refresh --expect-no-changes --non-interactive >/dev/null
+}
+
+# An `up` that loses the API server for 20 seconds fails; a rerun converges.
+outage_survived() {
+  local stack="$1" pid rc
+  pulumi config set --path platform.labels.drill outage  # touches every object
+  command pulumi up --yes --non-interactive --skip-preview >"$WORK/outage-up.log" 2>&1 &
+  pid=$!
+  wait_for_objects "drill=outage" 10
+  apiserver_stop "$E2E_CLUSTER_DIR"
+  sleep 20
+  apiserver_start "$E2E_CLUSTER_DIR"
+  set +e; wait "$pid"; rc=$?; set -e
+  e2e_log "the update during the outage exited with $rc; $("${KUBE[@]}" count drill=outage) objects updated"
+  "$E2E_PYTHON" -m stacks.recover "$stack" | sed 's/^/  /' || true
+  "${UP[@]}" >/dev/null
+  pulumi preview --expect-no-changes --non-interactive >/dev/null
+  read_back "$stack"
+  pulumi config rm --path platform.labels.drill
+  "${UP[@]}" >/dev/null
+}
+
+# Protection: a destroy of prod is refused and changes nothing.
+destroy_refused() {
+  expect_failure "because it is protected" pulumi destroy --yes --non-interactive
+  read_back "$1"
+}
+
+# The deliberate teardown of a protected stack (README, "Tearing a stack down").
+teardown_deliberately() {
+  pulumi state unprotect --all --yes
+  pulumi destroy --yes --non-interactive --skip-preview >/dev/null
+  "${KUBE[@]}" dump --ours | grep -v "^Namespace" | sort >"$WORK/retained"
+  echo "retained in the cluster:"; cat "$WORK/retained"
+  grep -q "^Cluster" "$WORK/retained" && grep -q "^Elasticsearch" "$WORK/retained" ||
+    { echo "the data objects were not retained" >&2; return 1; }
+  "${KUBE[@]}" delete-namespaces databases observability  # once their data is no longer needed
 }
 
 for stack in "${STACKS[@]}"; do
@@ -107,11 +215,23 @@ for stack in "${STACKS[@]}"; do
   step "$stack:policy-enforced" policy_enforced "$stack"
   step "$stack:releases-render" releases_render "$stack"
   step "$stack:preview" pulumi preview --non-interactive --diff "${POLICY[@]}"
-  step "$stack:up" pulumi up --yes --non-interactive --skip-preview "${POLICY[@]}"
+  if [ "$stack" = prod ]; then
+    step "$stack:interrupted-up-recovers" interrupted_up_recovers "$stack"
+  else
+    step "$stack:up" "${UP[@]}" "${POLICY[@]}"
+  fi
   step "$stack:webhook-enforced" webhook_enforced
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes
-  step "$stack:read-back" "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$stack"
-  step "$stack:destroy" pulumi destroy --yes --non-interactive --skip-preview
+  step "$stack:read-back" read_back "$stack"
+  if [ "$stack" = prod ]; then
+    step "$stack:drift-detected-and-restored" drift_detected_and_restored
+    step "$stack:outage-survived" outage_survived "$stack"
+    step "$stack:day-2-plans" "$E2E_PYTHON" "$ROOT/e2e/day2.py" "$stack"
+    step "$stack:destroy-refused" destroy_refused "$stack"
+    step "$stack:teardown-deliberately" teardown_deliberately
+  else
+    step "$stack:destroy" pulumi destroy --yes --non-interactive --skip-preview
+  fi
   step "$stack:nothing-left" "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$stack" --gone
 done
 step plugins-from-the-plugin-cache plugin_warnings

@@ -410,6 +410,52 @@ custom_resources_after_their_crds = StackValidationPolicy(
 )
 
 
+# Custom resources whose deletion or replacement loses data, or the backups of it.
+STATEFUL_KINDS = {
+    ("postgresql.cnpg.io", "Cluster"),
+    ("postgresql.cnpg.io", "ScheduledBackup"),
+    ("barmancloud.cnpg.io", "ObjectStore"),
+    ("elasticsearch.k8s.elastic.co", "Elasticsearch"),
+}
+
+
+def _stateful_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Prod: stateful objects, the namespaces that hold them and the releases that define their CRDs
+    are protected, so neither a destroy nor a replacing change can delete them."""
+    if _environment(args) != "prod":
+        return
+    releases = {crd_owner(r): r for r in args.resources if crd_owner(r)}
+    namespaces = {
+        _get(r.props, "metadata", "name"): r
+        for r in args.resources
+        if r.resource_type == "kubernetes:core/v1:Namespace"
+    }
+    needed: dict[str, Any] = {}
+    for r in args.resources:
+        group = str(r.props.get("apiVersion") or "").split("/", 1)[0]
+        if (group, r.props.get("kind")) not in STATEFUL_KINDS:
+            continue
+        needed[f"{r.props.get('kind')} {r.name}"] = r
+        namespace = namespaces.get(_get(r.props, "metadata", "namespace"))
+        if namespace is not None:
+            needed[f"the namespace {namespace.name} that holds {r.props.get('kind')} {r.name}"] = namespace
+        release = releases.get(CRD_OWNERS.get(group))
+        if release is not None:
+            needed[f"the release {release.name} that defines the CRD of {r.props.get('kind')} {r.name}"] = release
+    for what, resource in needed.items():
+        if not resource.opts.protect:
+            report(f"{what} is not protected: a destroy or a replacing change would delete it", resource.urn)
+
+
+stateful_protected = StackValidationPolicy(
+    name="stateful-protected",
+    description="Prod: stateful objects (PostgreSQL, its backups, Elasticsearch), their namespaces and CRD "
+    "releases are protected.",
+    validate=_stateful_protected,
+    config_schema=ENVIRONMENT_SCHEMA,
+)
+
+
 POLICIES = [
     container_resources,
     pinned_images,
@@ -424,5 +470,6 @@ POLICIES = [
     helm_pinned,
     pdb_for_replicated_workloads,
     custom_resources_after_their_crds,
+    stateful_protected,
 ]
 DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -912,6 +912,23 @@ class ObservabilityConfig(StrictModel):
     monitoring: MonitoringConfig = MonitoringConfig()
 
 
+class ProtectionConfig(StrictModel):
+    """What keeps production data alive through a mistaken `pulumi destroy` or a change that would
+    replace it: the PostgreSQL cluster with its backups, credentials and server CA, Elasticsearch,
+    their namespaces and the operators whose CRDs they are."""
+
+    protect: bool = Field(
+        default=False,
+        description="Pulumi refuses to delete or replace them (prod: required); to tear down, set false and "
+        "`pulumi up` first (see the README's runbook)",
+    )
+    retain_on_delete: bool = Field(
+        default=False,
+        description="a deliberate destroy leaves the data objects (clusters, their namespaces, Secrets) in the "
+        "cluster, to be deleted by hand",
+    )
+
+
 class PlatformConfig(StrictModel):
     """The whole `api-platform:platform` object of a stack."""
 
@@ -934,6 +951,7 @@ class PlatformConfig(StrictModel):
     catalogue: ApisConfig = Field(default=ApisConfig(), description="APIs, consumers and edge protection")
     mesh: MeshConfig = Field(default=MeshConfig(), description="the Kuma service mesh")
     observability: ObservabilityConfig = Field(default=ObservabilityConfig(), description="metrics, logs, traces")
+    protection: ProtectionConfig = Field(default=ProtectionConfig(), description="protection of stateful objects")
 
     @property
     def is_prod(self) -> bool:
@@ -1087,6 +1105,8 @@ class PlatformConfig(StrictModel):
             problems.append("observability.tracing.storage must be elasticsearch in prod")
         if self.mesh.mtls_mode != "STRICT":
             problems.append(f"mesh.mtlsMode must be STRICT in prod (got {self.mesh.mtls_mode})")
+        if not self.protection.protect:
+            problems.append("protection.protect must be true in prod (the database and Elasticsearch)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

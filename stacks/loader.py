@@ -8,8 +8,10 @@ the stack file, the key path and what is wrong.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,14 @@ from stacks.config import PlatformConfig
 PROJECT = "api-platform"
 PLATFORM_KEY = "platform"
 FULL_KEY = f"{PROJECT}:{PLATFORM_KEY}"
+
+BACKUP_ACCESS_KEY_ID = "backupAccessKeyId"
+BACKUP_SECRET_ACCESS_KEY = "backupSecretAccessKey"  # noqa: S105 - the name of a config key
+# The project's secure keys (see stacks.secrets): key -> what it is, for the README and errors.
+SECURE_KEYS = {
+    BACKUP_ACCESS_KEY_ID: "access key id for the PostgreSQL backup bucket",
+    BACKUP_SECRET_ACCESS_KEY: "secret access key for the PostgreSQL backup bucket",
+}
 
 
 class ConfigError(Exception):
@@ -99,6 +109,47 @@ def _subject(raw: object, loc: Sequence[int | str]) -> str:
     return found
 
 
+def _setting_paths(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+    """Each key name of the platform object (camelCase) -> the paths where it occurs."""
+    found: dict[str, list[str]] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        path = f"{prefix}.{key}" if prefix else key
+        found.setdefault(key.lower(), []).append(path)
+        inner = _inner_model(field.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            for sub, paths in _setting_paths(inner, path).items():
+                found.setdefault(sub, []).extend(paths)
+    return found
+
+
+def stray_key_hint(name: str) -> str:
+    """What a project-namespace key was probably meant to be, as the command that sets it."""
+    settings = _setting_paths(PlatformConfig)
+    paths = settings.get(name.lower())
+    if not paths:  # `kongImage` -> kong.image
+        words = ".".join(w.lower() for w in re.findall(r"[a-z0-9]+|[A-Z][a-z0-9]*", name))
+        paths = [p for ps in settings.values() for p in ps if p.lower() == words or p.lower().endswith("." + words)]
+    if not paths:
+        close = difflib.get_close_matches(name.lower(), settings, n=1)
+        paths = settings[close[0]] if close else []
+    if not paths:
+        return f"every setting lives in the {PLATFORM_KEY} object (see docs/configuration.md)"
+    commands = [f"`pulumi config set --path {PLATFORM_KEY}.{path} <value>`" for path in sorted(paths)[:4]]
+    more = f" (and {len(paths) - 4} more places)" if len(paths) > 4 else ""
+    return "settings live in the platform object: " + " or ".join(commands) + more
+
+
+def check_keys(keys: Iterable[str], source: str) -> None:
+    """Refuse a key in the project's namespace that the program would ignore (`pulumi config set
+    minReplicas 5` writes `api-platform:minReplicas`): only the platform object and the secure keys."""
+    allowed = {FULL_KEY, *(f"{PROJECT}:{key}" for key in SECURE_KEYS)}
+    stray = sorted(k for k in keys if k.startswith(f"{PROJECT}:") and k not in allowed)
+    if stray:
+        lines = [f"  - {key}: not a setting of this project; {stray_key_hint(key.split(':', 1)[1])}" for key in stray]
+        raise ConfigError(f"{source}: unknown configuration key{'s' if len(stray) > 1 else ''}:\n" + "\n".join(lines))
+
+
 def format_validation_error(source: str, exc: ValidationError, raw: object = None) -> str:
     errors = exc.errors()
     lines = [f"{source}: invalid stack configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
@@ -122,6 +173,7 @@ def validate_platform(raw: object, source: str) -> PlatformConfig:
 def load_platform_config() -> PlatformConfig:
     """Read and validate the running stack's configuration through Pulumi."""
     source = stack_file_name(pulumi.get_stack())
+    check_keys(pulumi.runtime.config.CONFIG.get(), source)
     text = pulumi.Config(PROJECT).get(PLATFORM_KEY)
     if text is None:
         return validate_platform(None, source)
@@ -148,4 +200,6 @@ def read_stack_file(path: Path) -> dict[str, Any]:
 
 def load_stack_file(path: Path) -> PlatformConfig:
     """Validate a `Pulumi.<stack>.yaml` without the Pulumi engine."""
-    return validate_platform(read_stack_file(path).get(FULL_KEY), path.name)
+    config = read_stack_file(path)
+    check_keys(config, path.name)
+    return validate_platform(config.get(FULL_KEY), path.name)

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.cert_manager import CertManager, CertManagerArgs
 from components.elasticsearch import Elasticsearch, ElasticsearchArgs, Writer
-from components.k8s import HelmChart, ObjectDefaults, Resources, set_object_defaults
+from components.k8s import HelmChart, ObjectDefaults, Protection, Resources, set_object_defaults
 from components.kong_apis import AiRoutingSpec, ApiSpec, KongApis, KongApisArgs
 from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
 from components.kong_controller import (
@@ -65,9 +65,14 @@ def custom_plugins() -> dict[str, dict[str, str]]:
     }
 
 
-def await_annotations(cluster: ClusterConfig) -> dict[str, str]:
-    """Annotations that change how the Kubernetes provider waits for and deletes objects."""
-    annotations = {}
+def provider_annotations(cluster: ClusterConfig) -> dict[str, str]:
+    """Annotations that change how the Kubernetes provider applies, waits for and deletes objects.
+
+    The stack is authoritative for every field it declares: a value someone changed behind its back
+    (`kubectl scale`, `kubectl edit`) is another field manager's, and server-side apply would stop
+    at that conflict. patchForce takes the field back, so `pulumi up --refresh` restores drift.
+    """
+    annotations = {"pulumi.com/patchForce": "true"}
     if cluster.skip_await:
         annotations["pulumi.com/skipAwait"] = "true"
     if cluster.deletion_propagation:
@@ -88,8 +93,13 @@ def to_resources(cfg: ResourcesConfig) -> Resources:
     return Resources(cfg.requests.cpu, cfg.requests.memory, cfg.limits.cpu, cfg.limits.memory)
 
 
-def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig) -> HelmChart | None:
-    """The release to install, or None when this stack does not install operators."""
+def protection(cfg: PlatformConfig) -> Protection:
+    return Protection(cfg.protection.protect, cfg.protection.retain_on_delete)
+
+
+def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig, owns_data: bool = False) -> HelmChart | None:
+    """The release to install, or None when this stack does not install operators. A release that
+    `owns_data` installs the CRDs of stateful objects: it is protected with them."""
     if not (cfg.enabled and platform.install_operators):
         return None
     path = platform.local_chart(cfg)
@@ -102,6 +112,7 @@ def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig) -> HelmChart | No
         path=str(path) if path else None,
         replicas=cfg.replicas,
         resources=to_resources(cfg.resources),
+        protect=owns_data and platform.protection.protect,
     )
 
 
@@ -151,8 +162,9 @@ def postgres_args(
         backup=backup,
         pod_monitor=pg.pod_monitor,
         client_namespaces=[cfg.namespaces.gateway.name],
-        operator=to_chart(pg.operator, cfg),
-        barman_plugin=to_chart(pg.barman_plugin, cfg),
+        operator=to_chart(pg.operator, cfg, owns_data=True),
+        barman_plugin=to_chart(pg.barman_plugin, cfg, owns_data=True),
+        protection=protection(cfg),
         depends_on=list(depends_on or []),
     )
 
@@ -305,7 +317,8 @@ def observability(
             log_retention_days=es.log_retention_days,
             trace_retention_days=es.trace_retention_days,
             kibana=es.kibana,
-            operator=to_chart(es.operator, cfg),
+            operator=to_chart(es.operator, cfg, owns_data=True),
+            protection=protection(cfg),
             depends_on=[*after, *certificates.ready],
         ),
         opts,
@@ -406,17 +419,25 @@ def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh)
 
 def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Register every resource of the stack; returns the stack outputs."""
-    set_object_defaults(ObjectDefaults(labels=dict(cfg.labels), annotations=await_annotations(cfg.cluster)))
+    set_object_defaults(ObjectDefaults(labels=dict(cfg.labels), annotations=provider_annotations(cfg.cluster)))
     provider = kubernetes_provider(cfg.cluster)
     on_cluster = pulumi.ResourceOptions(providers=[provider])
 
+    # PostgreSQL's and Elasticsearch's data volumes live in these: deleting one deletes them.
+    stateful_namespaces = {cfg.namespaces.database.name, cfg.namespaces.observability.name}
     namespaces = PlatformNamespaces(
         "platform",
         PlatformNamespacesArgs(
             namespaces=[
-                NamespaceSpec(name=ns.name, pod_security=ns.pod_security, mesh_injection=ns.mesh_injection)
+                NamespaceSpec(
+                    name=ns.name,
+                    pod_security=ns.pod_security,
+                    mesh_injection=ns.mesh_injection,
+                    stateful=ns.name in stateful_namespaces,
+                )
                 for ns in cfg.namespaces.all()
-            ]
+            ],
+            protection=protection(cfg),
         ),
         on_cluster,
     )

@@ -11,16 +11,14 @@ from dataclasses import dataclass
 import pulumi
 
 from stacks.config import PlatformConfig
-from stacks.loader import PROJECT, ConfigError, stack_file_name
-
-BACKUP_ACCESS_KEY_ID = "backupAccessKeyId"
-BACKUP_SECRET_ACCESS_KEY = "backupSecretAccessKey"  # noqa: S105 - the name of a config key
-
-# key -> what it is; the README and the error messages use these descriptions.
-SECURE_KEYS = {
-    BACKUP_ACCESS_KEY_ID: "access key id for the PostgreSQL backup bucket",
-    BACKUP_SECRET_ACCESS_KEY: "secret access key for the PostgreSQL backup bucket",
-}
+from stacks.loader import (
+    BACKUP_ACCESS_KEY_ID,
+    BACKUP_SECRET_ACCESS_KEY,
+    PROJECT,
+    SECURE_KEYS,
+    ConfigError,
+    stack_file_name,
+)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Validate stack files offline: `python -m stacks.validate Pulumi.dev.yaml [Pulumi.prod.yaml ...]`.
 
 Exit status 0 when every file is valid; otherwise 1, with one readable message per file.
+`--releases` prints instead the pinned Helm releases the files install, one `chart version
+repository` line each (what scripts/fetch-charts downloads and the e2e expects rendered).
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from stacks.loader import ConfigError, load_stack_file
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or sorted(Path().glob("Pulumi.*.yaml"))
+    releases = "--releases" in argv
+    paths = [Path(a) for a in argv if a != "--releases"] or sorted(Path().glob("Pulumi.*.yaml"))
     failed = 0
+    printed: set[tuple[str, str]] = set()
     for path in paths:
         try:
             config = load_stack_file(path)
         except ConfigError as error:
             print(error, file=sys.stderr)
             failed += 1
-        else:
+            continue
+        if not releases:
             print(f"{path.name}: valid ({config.environment})")
+            continue
+        for release in config.helm_releases().values():
+            if (release.chart, release.version) not in printed:
+                printed.add((release.chart, release.version))
+                print(release.chart, release.version, release.repository)
     return 1 if failed else 0
 
 

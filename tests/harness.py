@@ -25,8 +25,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from stacks.loader import FULL_KEY, PROJECT, ConfigError, validate_platform
-from stacks.secrets import SECURE_KEYS
+from stacks.loader import FULL_KEY, PROJECT, SECURE_KEYS, ConfigError, validate_platform
 
 # What the secure keys hold in tests (a stack's real values are set with `--secret`).
 PLACEHOLDER_SECRETS = {f"{PROJECT}:{key}": f"placeholder-{key}" for key in SECURE_KEYS}
@@ -50,6 +49,8 @@ class RecordedResource:
     additional_secret_outputs: list[str]
     ignore_changes: list[str]
     delete_before_replace: bool
+    protect: bool = False
+    retain_on_delete: bool = False
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at a dotted path is sent to the engine as a secret (or inside one)."""
@@ -229,6 +230,8 @@ class RecordingMonitor(CountingMonitor):
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     ignore_changes=list(request.ignoreChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response

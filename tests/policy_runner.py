@@ -34,9 +34,9 @@ def stack_config(stack: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def _options() -> PolicyResourceOptions:
+def _options(protect: bool = False) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False,
+        protect=protect,
         ignore_changes=[],
         delete_before_replace=None,
         aliases=[],
@@ -68,7 +68,7 @@ def validate_resource(
 def policy_resources(resources: list[RecordedResource]) -> list[PolicyResource]:
     by_urn: dict[str, PolicyResource] = {}
     for r in resources:
-        by_urn[r.urn] = PolicyResource(r.type, r.inputs, r.urn, r.name, _options(), None, None, [], {})
+        by_urn[r.urn] = PolicyResource(r.type, r.inputs, r.urn, r.name, _options(r.protect), None, None, [], {})
     for r in resources:
         by_urn[r.urn].dependencies.extend(by_urn[d] for d in r.dependencies if d in by_urn)
     return list(by_urn.values())

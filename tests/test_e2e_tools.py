@@ -62,7 +62,9 @@ class _FakeApiServer(Kube):
         self.answers = answers
         self.calls: list[tuple[str, str]] = []
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         self.calls.append((method, path))
         if method == "POST":
             return 201, body
@@ -120,3 +122,55 @@ def test_a_clean_log_passes_and_an_empty_one_does_not(tmp_path: Path) -> None:
     assert _plugin_warnings(log).returncode == 0
     log.write_text("")
     assert "no Pulumi output was captured" in _plugin_warnings(log).stderr
+
+
+FAKE_GO = """#!/bin/sh
+# Records each call; `go build -o OUT ...` takes a second and writes OUT (or fails when told to).
+echo "$*" >> "$GO_CALLS"
+if [ "$1" = build ]; then
+  while [ "$1" != "-o" ]; do shift; done
+  sleep 1
+  [ -z "$GO_FAIL" ] || exit 1
+  printf 'built by the fake go' > "$2"
+fi
+"""
+
+
+def _toolchain(tmp_path: Path, fail: bool = False) -> subprocess.Popen[str]:
+    fake = tmp_path / "fakebin" / "go"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(FAKE_GO)
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{fake.parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "API_PLATFORM_TOOLCHAIN_DIR": str(tmp_path / "cache"),
+        "GO_CALLS": str(tmp_path / "go-calls"),
+        "GO_FAIL": "1" if fail else "",
+    }
+    return subprocess.Popen(
+        [ROOT / "e2e" / "toolchain.sh", "helm"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_concurrent_toolchain_runs_build_once_and_share_the_result(tmp_path: Path) -> None:
+    first, second = _toolchain(tmp_path), _toolchain(tmp_path)
+    outputs = [first.communicate(timeout=60), second.communicate(timeout=60)]
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    builds = [c for c in (tmp_path / "go-calls").read_text().splitlines() if c.startswith("build")]
+    assert len(builds) == 1, builds  # the second run waited for the lock, then found the slot built
+    assert any("waiting" in err or "cached" in err for _out, err in outputs)
+    cache = tmp_path / "cache"
+    assert (cache / "bin" / "helm").read_text() == "built by the fake go"
+    assert not list(cache.glob(".building-*"))
+
+
+def test_an_interrupted_build_leaves_no_slot_and_the_next_run_builds_it(tmp_path: Path) -> None:
+    failed = _toolchain(tmp_path, fail=True)
+    failed.communicate(timeout=60)
+    assert failed.returncode != 0
+    assert not list((tmp_path / "cache").glob("helm-*/.done"))
+    retried = _toolchain(tmp_path)
+    retried.communicate(timeout=60)
+    assert retried.returncode == 0
+    assert (tmp_path / "cache" / "bin" / "helm").read_text() == "built by the fake go"

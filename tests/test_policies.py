@@ -256,3 +256,28 @@ def test_custom_resources_must_wait_for_their_crd_release(recordings: dict[str, 
         "Pooler postgres-pooler does not depend on postgres-operator"
         in violations["custom-resources-after-their-crds"][0]
     )
+
+
+@pytest.mark.parametrize(
+    ("resource", "words"),
+    [
+        ("postgres-cluster", "Cluster postgres-cluster is not protected"),
+        ("postgres-object-store", "ObjectStore postgres-object-store is not protected"),
+        ("elasticsearch-elasticsearch", "Elasticsearch elasticsearch-elasticsearch is not protected"),
+        ("platform-databases", "the namespace platform-databases that holds Cluster postgres-cluster is not protected"),
+        ("postgres-operator", "the release postgres-operator that defines the CRD of Cluster postgres-cluster"),
+    ],
+)
+def test_prod_stateful_objects_must_be_protected(recordings: dict[str, Recording], resource: str, words: str) -> None:
+    resources = copy.deepcopy(recordings["prod"].resources)
+    target = next(r for r in resources if r.name == resource)
+    assert target.protect, f"{resource} is protected in the committed prod stack"
+    target.protect = False
+    violations = run_pack(resources, "prod")
+    assert list(violations) == ["stateful-protected"]
+    assert any(words in message for message in violations["stateful-protected"]), violations
+
+
+def test_dev_stateful_objects_need_no_protection(recordings: dict[str, Recording]) -> None:
+    assert not any(r.protect for r in recordings["dev"].resources)
+    assert run_pack(recordings["dev"].resources, "dev") == {}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pulumi
+import yaml
 
 from tests.harness import ROOT, Recording, run_program
 
@@ -92,3 +94,48 @@ def test_offline_validator_command() -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "Pulumi.prod.yaml: valid (prod)" in ok.stdout
+
+
+def test_a_stray_key_in_the_project_namespace_is_refused_with_the_intended_command() -> None:
+    # What `pulumi config set minReplicas 5` writes: the program would otherwise ignore it.
+    run = run_program("prod", extra_config={"api-platform:minReplicas": "5"})
+    assert isinstance(run.error, pulumi.RunError)
+    assert str(run.error) == (
+        "Pulumi.prod.yaml: unknown configuration key:\n"
+        "  - api-platform:minReplicas: not a setting of this project; settings live in the platform object: "
+        "`pulumi config set --path platform.kong.autoscaling.minReplicas <value>`"
+    )
+    assert run.resources == []
+
+
+def test_secure_keys_and_other_namespaces_are_not_stray() -> None:
+    run = run_program("prod", extra_config={"kubernetes:enableServerSideApply": "true"})
+    assert run.error is None, run.error
+
+
+def test_the_offline_validator_refuses_stray_keys_too(tmp_path: Path) -> None:
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["api-platform:kongImage"] = "kong:3.9.1"
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    run = subprocess.run(
+        [sys.executable, "-m", "stacks.validate", str(path)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 1
+    assert "api-platform:kongImage: not a setting of this project" in run.stderr
+    assert "`pulumi config set --path platform.kong.image <value>`" in run.stderr
+
+
+def test_the_validator_lists_the_pinned_releases() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "stacks.validate", "--releases", "Pulumi.dev.yaml", "Pulumi.prod.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert "jaeger 4.11.1 https://jaegertracing.github.io/helm-charts" in lines
+    assert "plugin-barman-cloud 0.7.0 https://cloudnative-pg.github.io/charts" in lines  # prod's backups
+    assert len(lines) == len(set(lines)) == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def test_policy_configs_exist_for_every_stack() -> None:
     for stack_file in ROOT.glob("Pulumi.*.yaml"):
         stack = stack_file.name.split(".")[1]
         assert (ROOT / "policy" / "config" / f"{stack}.json").exists(), stack
+
+
+def test_drift_is_reported_daily_per_stack_without_changing_anything() -> None:
+    document = yaml.safe_load((WORKFLOWS / "drift.yml").read_text())
+    assert "schedule" in document[True] and document["permissions"] == {"contents": "read"}
+    job = document["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    script = next(str(s["run"]) for s in job["steps"] if s.get("id") == "drift")
+    assert "pulumi preview" in script and "--refresh --expect-no-changes" in script
+    assert "GITHUB_STEP_SUMMARY" in script
+    # It reads and never applies: no step runs `pulumi up`, no action is given a command.
+    assert not any(re.search(r"^\s*pulumi (up|refresh)\b", str(s.get("run", "")), re.M) for s in job["steps"])
+    assert all("command" not in (s.get("with") or {}) for s in job["steps"])
+
+
+def test_ci_fetches_the_pinned_charts_for_the_chart_tests() -> None:
+    for workflow in ("pull-request.yml", "deploy.yml"):
+        steps = _steps(workflow, "test")
+        assert any("scripts/fetch-charts" in str(s.get("run", "")) for s in steps), workflow
+        tests = next(s for s in steps if s.get("run") == "scripts/test")
+        assert isinstance(tests["env"], dict) and "API_PLATFORM_CHARTS_DIR" in tests["env"]
