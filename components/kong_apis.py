@@ -1,16 +1,19 @@
 """KongApis: the API catalogue as Kubernetes objects that the Kong Ingress Controller reconciles.
 
-Per API: one Service (the platform's own, selecting the backend pods, carrying Kong's retries,
-timeouts, upstream policy and mesh settings) and one Ingress (hosts, paths, TLS, plugins).
-Plugins and upstream policies are shared: an object is named after a hash of its content, so
-APIs with the same settings in a namespace reuse it and the object count stays flat as the
-catalogue grows. A per-namespace Certificate covers the namespace's hosts.
+Per API: one Service (the platform's own, carrying Kong's retries, timeouts and upstream policy)
+and one Ingress (hosts, paths, TLS, plugins). The Service selects the backend pods and sends
+traffic through the mesh, or for an external backend names the upstream host, which Kong reaches
+over TLS verified against the API's pinned CA certificates only. Plugins, upstream policies and
+CA certificates are shared: an object is named after a hash of its content, so APIs with the same
+settings in a namespace reuse it and the object count stays flat as the catalogue grows. A
+per-namespace Certificate covers the namespace's hosts, except pinned hosts (see PinnedHosts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +36,27 @@ class AiRoutingSpec:
 
 
 @dataclass(frozen=True)
+class ExternalUpstreamSpec:
+    """An upstream outside the cluster: Kong connects to `host` over TLS it verifies against exactly
+    `ca_certificates` (PEM, one CA each)."""
+
+    host: str
+    ca_certificates: list[str]
+    verify_depth: int = 1
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     name: str
     hosts: list[str]
     paths: list[str]
     namespace: str
-    selector: Mapping[str, str]
+    selector: Mapping[str, str] | None  # the backend pods; None with `external`
     port: int
-    auth: str  # jwt | key-auth | oauth2 | none
+    auth: str  # jwt | key-auth | oauth2 | oidc | none
     rate_limit: Mapping[str, int]  # second / minute / hour
+    external: ExternalUpstreamSpec | None = None
+    oidc: Mapping[str, Any] | None = None  # the oidc-jwt plugin's configuration (auth oidc)
     health_path: str = "/healthz"
     allowed_groups: list[str] = field(default_factory=list)
     scopes: list[str] = field(default_factory=list)
@@ -68,6 +83,8 @@ class KongApisArgs:
     bot_deny_user_agents: list[str] = field(default_factory=list)
     # Gateway-wide plugins other capabilities configure (tracing): (plugin, config).
     global_plugins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Hosts served with a key the program owns (PinnedHosts): host -> the served key's TLS Secret.
+    pinned_tls: Mapping[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -86,6 +103,8 @@ def auth_plugin(api: ApiSpec, token_ttl_s: int) -> tuple[str, dict[str, Any]] | 
             "header_names": ["authorization"],
             "run_on_preflight": False,
         }
+    if api.auth == "oidc":
+        return "oidc-jwt", dict(api.oidc or {})
     if api.auth == "key-auth":
         return "key-auth", {"key_names": ["apikey", "x-api-key"], "hide_credentials": True, "key_in_body": False}
     if api.auth == "oauth2":
@@ -139,146 +158,211 @@ def api_plugins(api: ApiSpec, args: KongApisArgs) -> list[tuple[str, dict[str, A
     return plugins
 
 
+# Kong Ingress Controller annotations (internal/annotations/annotations.go, controller 3.4+ for TLS).
+UPSTREAM_PROTOCOL = "konghq.com/protocol"
+TLS_VERIFY = "konghq.com/tls-verify"
+TLS_VERIFY_DEPTH = "konghq.com/tls-verify-depth"
+CA_CERTIFICATES_SECRET = "konghq.com/ca-certificates-secret"  # noqa: S105 - an annotation name
+HOST_HEADER = "konghq.com/host-header"
+CA_CERT_LABEL = "konghq.com/ca-cert"  # the controller turns labelled Secrets into Kong CA certificates
+
+
+def health_checks(api: ApiSpec) -> dict[str, Any]:
+    """Passive checks are the circuit breaker (failing targets are ejected); in-cluster backends are
+    also probed actively. An external upstream is not probed: its owner's health path is not ours."""
+    checks: dict[str, Any] = {
+        "passive": {
+            "healthy": {"successes": 5},
+            "unhealthy": {"httpFailures": 5, "tcpFailures": 3, "timeouts": 5},
+        },
+    }
+    if api.external is None:
+        checks["active"] = {
+            "type": "http",
+            "httpPath": api.health_path,
+            "healthy": {"interval": 5, "successes": 2},
+            "unhealthy": {"interval": 5, "httpFailures": 3, "tcpFailures": 3, "timeouts": 3},
+        }
+    return {"healthchecks": checks, "algorithm": "round-robin"}
+
+
+def ca_certificate_id(pem: str) -> str:
+    """The Kong CA certificate id of `pem`: stable across runs, the same wherever the same CA is used."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "api-platform:ca-certificate:" + pem.strip()))
+
+
 class KongApis(pulumi.ComponentResource):
     def __init__(self, name: str, args: KongApisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:kong:KongApis", name, None, opts)
         self._name, self._args = name, args
-        labels = app_labels("api-catalogue", "routing")
-        shared: dict[tuple[str, str], pulumi.Resource] = {}  # (namespace, object name) -> object
-        deps = child(self, args.depends_on)
-
-        def share(namespace: str, object_name: str, build: Any) -> str:
-            if (namespace, object_name) not in shared:
-                shared[(namespace, object_name)] = build()
-            return object_name
+        self._labels = app_labels("api-catalogue", "routing")
+        self._shared: dict[tuple[str, str], pulumi.Resource] = {}  # (namespace, object name) -> object
+        self._deps = child(self, args.depends_on)
 
         hosts_by_namespace: dict[str, list[str]] = {}
         for api in args.apis:
-            ns = api.namespace
-            hosts_by_namespace.setdefault(ns, [])
-            hosts_by_namespace[ns] += [h for h in api.hosts if h not in hosts_by_namespace[ns]]
+            hosts = hosts_by_namespace.setdefault(api.namespace, [])
+            hosts += [h for h in api.hosts if h not in hosts]
+            plugin_names = [self._plugin(api.namespace, plugin, config) for plugin, config in api_plugins(api, args)]
+            service = self._service(api)
+            self._ingress(api, service, plugin_names)
 
-            plugin_names = []
-            for plugin, raw_config in api_plugins(api, args):
-                config = {k: v for k, v in raw_config.items() if v is not None}
-                object_name = content_name(plugin, config)
-                plugin_names.append(
-                    share(
-                        ns,
-                        object_name,
-                        lambda p=plugin, c=config, o=object_name, n=ns: kong_plugin(
-                            f"{name}-{n}-{o}", meta(o, n, labels), p, c, deps
-                        ),
-                    )
-                )
-
-            upstream = {
-                "healthchecks": {
-                    "active": {
-                        "type": "http",
-                        "httpPath": api.health_path,
-                        "healthy": {"interval": 5, "successes": 2},
-                        "unhealthy": {"interval": 5, "httpFailures": 3, "tcpFailures": 3, "timeouts": 3},
-                    },
-                    # Passive checks are the circuit breaker: failing targets are ejected.
-                    "passive": {
-                        "healthy": {"successes": 5},
-                        "unhealthy": {"httpFailures": 5, "tcpFailures": 3, "timeouts": 5},
-                    },
-                },
-                "algorithm": "round-robin",
-            }
-            upstream_name = content_name("upstream", upstream)
-            share(
-                ns,
-                upstream_name,
-                lambda u=upstream, o=upstream_name, n=ns: custom_resource(
-                    f"{name}-{n}-{o}", f"{KONG_API}/v1beta1", "KongUpstreamPolicy", meta(o, n, labels), u, deps
-                ),
-            )
-
-            service_name = f"api-{api.name}"
-            k8s.core.v1.Service(
-                f"{name}-{api.name}-service",
-                metadata=meta(
-                    service_name,
-                    ns,
-                    labels,
-                    {
-                        "konghq.com/upstream-policy": upstream_name,
-                        "konghq.com/retries": str(api.retries),
-                        "konghq.com/connect-timeout": str(api.connect_timeout_ms),
-                        "konghq.com/read-timeout": str(api.read_timeout_ms),
-                        "konghq.com/write-timeout": str(api.write_timeout_ms),
-                        # Send traffic to the Service address so the mesh sidecar balances it with mTLS.
-                        "ingress.kubernetes.io/service-upstream": "true",
-                    },
-                ),
-                spec=k8s.core.v1.ServiceSpecArgs(
-                    selector=dict(api.selector),
-                    ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=api.port, protocol="TCP")],
-                ),
-                opts=deps,
-            )
-            k8s.networking.v1.Ingress(
-                f"{name}-{api.name}-ingress",
-                metadata=meta(
-                    f"api-{api.name}",
-                    ns,
-                    labels,
-                    {
-                        "konghq.com/plugins": ",".join(plugin_names),
-                        "konghq.com/protocols": "https",
-                        "konghq.com/https-redirect-status-code": "308",
-                        "konghq.com/strip-path": "false",
-                    },
-                ),
-                spec=k8s.networking.v1.IngressSpecArgs(
-                    ingress_class_name=args.ingress_class,
-                    tls=[k8s.networking.v1.IngressTLSArgs(hosts=list(api.hosts), secret_name=GATEWAY_TLS_SECRET)],
-                    rules=[
-                        k8s.networking.v1.IngressRuleArgs(
-                            host=host,
-                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                                paths=[
-                                    k8s.networking.v1.HTTPIngressPathArgs(
-                                        path=path,
-                                        path_type="Prefix",
-                                        backend=k8s.networking.v1.IngressBackendArgs(
-                                            service=k8s.networking.v1.IngressServiceBackendArgs(
-                                                name=service_name,
-                                                port=k8s.networking.v1.ServiceBackendPortArgs(number=80),
-                                            )
-                                        ),
-                                    )
-                                    for path in api.paths
-                                ]
-                            ),
-                        )
-                        for host in api.hosts
-                    ],
-                ),
-                opts=child(self, [*args.depends_on, *shared.values()]),
-            )
-
-        self.global_plugins = self._global_plugins(deps)
+        self.global_plugins = self._global_plugins(self._deps)
         for ns, hosts in hosts_by_namespace.items():
+            served = [h for h in hosts if h not in args.pinned_tls]
+            if not served:
+                continue
             custom_resource(
                 f"{name}-{ns}-certificate",
                 "cert-manager.io/v1",
                 "Certificate",
-                meta(GATEWAY_TLS_SECRET, ns, labels),
+                meta(GATEWAY_TLS_SECRET, ns, self._labels),
                 {
                     "secretName": GATEWAY_TLS_SECRET,
-                    "dnsNames": hosts,
+                    "dnsNames": served,
                     "duration": args.certificate_duration,
                     "renewBefore": args.renew_before,
                     "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                     "issuerRef": {"name": args.issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
                 },
-                deps,
+                self._deps,
             )
         self.register_outputs({"apis": [api.name for api in args.apis]})
+
+    def _share(self, namespace: str, object_name: str, build: Any) -> str:
+        """`object_name`, building the object the first time the namespace needs it."""
+        if (namespace, object_name) not in self._shared:
+            self._shared[(namespace, object_name)] = build()
+        return object_name
+
+    def _plugin(self, ns: str, plugin: str, raw_config: Mapping[str, Any]) -> str:
+        config = {k: v for k, v in raw_config.items() if v is not None}
+        object_name = content_name(plugin, config)
+        return self._share(
+            ns,
+            object_name,
+            lambda: kong_plugin(
+                f"{self._name}-{ns}-{object_name}", meta(object_name, ns, self._labels), plugin, config, self._deps
+            ),
+        )
+
+    def _upstream_policy(self, api: ApiSpec) -> str:
+        policy = health_checks(api)
+        object_name = content_name("upstream", policy)
+        return self._share(
+            api.namespace,
+            object_name,
+            lambda: custom_resource(
+                f"{self._name}-{api.namespace}-{object_name}",
+                f"{KONG_API}/v1beta1",
+                "KongUpstreamPolicy",
+                meta(object_name, api.namespace, self._labels),
+                policy,
+                self._deps,
+            ),
+        )
+
+    def _ca_secret(self, ns: str, pem: str) -> str:
+        """A CA certificate as the controller reads it: a labelled Secret with `cert` and `id`."""
+        object_name = content_name("upstream-ca", pem.strip())
+        return self._share(
+            ns,
+            object_name,
+            lambda: k8s.core.v1.Secret(
+                f"{self._name}-{ns}-{object_name}",
+                metadata=meta(
+                    object_name,
+                    ns,
+                    {**self._labels, CA_CERT_LABEL: "true"},
+                    {"kubernetes.io/ingress.class": self._args.ingress_class},
+                ),
+                string_data={"cert": pem.strip() + "\n", "id": ca_certificate_id(pem)},
+                opts=self._deps,
+            ),
+        )
+
+    def _service(self, api: ApiSpec) -> k8s.core.v1.Service:
+        annotations = {
+            "konghq.com/upstream-policy": self._upstream_policy(api),
+            "konghq.com/retries": str(api.retries),
+            "konghq.com/connect-timeout": str(api.connect_timeout_ms),
+            "konghq.com/read-timeout": str(api.read_timeout_ms),
+            "konghq.com/write-timeout": str(api.write_timeout_ms),
+        }
+        if api.external is None:
+            # Send traffic to the Service address so the mesh sidecar balances it with mTLS.
+            annotations["ingress.kubernetes.io/service-upstream"] = "true"
+            spec = k8s.core.v1.ServiceSpecArgs(
+                selector=dict(api.selector or {}),
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=api.port, protocol="TCP")],
+            )
+        else:
+            external = api.external
+            secrets = [self._ca_secret(api.namespace, pem) for pem in external.ca_certificates]
+            annotations |= {
+                UPSTREAM_PROTOCOL: "https",
+                TLS_VERIFY: "true",
+                TLS_VERIFY_DEPTH: str(external.verify_depth),
+                CA_CERTIFICATES_SECRET: ",".join(secrets),
+                # The Host header, and with it the SNI and the name Kong verifies, is the upstream's.
+                HOST_HEADER: external.host,
+            }
+            spec = k8s.core.v1.ServiceSpecArgs(
+                type="ExternalName",
+                external_name=external.host,
+                ports=[k8s.core.v1.ServicePortArgs(name="https", port=api.port, protocol="TCP")],
+            )
+        return k8s.core.v1.Service(
+            f"{self._name}-{api.name}-service",
+            metadata=meta(f"api-{api.name}", api.namespace, self._labels, annotations),
+            spec=spec,
+            opts=self._deps,
+        )
+
+    def _ingress(self, api: ApiSpec, service: k8s.core.v1.Service, plugin_names: list[str]) -> None:
+        annotations = {
+            "konghq.com/plugins": ",".join(plugin_names),
+            "konghq.com/protocols": "https",
+            "konghq.com/https-redirect-status-code": "308",
+            "konghq.com/strip-path": "false",
+        }
+        if api.external is not None:
+            annotations["konghq.com/preserve-host"] = "false"  # the client's Host is not the upstream's name
+        pinned = self._args.pinned_tls
+        served = [h for h in api.hosts if h not in pinned]
+        tls = [k8s.networking.v1.IngressTLSArgs(hosts=served, secret_name=GATEWAY_TLS_SECRET)] if served else []
+        tls += [k8s.networking.v1.IngressTLSArgs(hosts=[h], secret_name=pinned[h]) for h in api.hosts if h in pinned]
+        port = 80 if api.external is None else api.port
+        k8s.networking.v1.Ingress(
+            f"{self._name}-{api.name}-ingress",
+            metadata=meta(f"api-{api.name}", api.namespace, self._labels, annotations),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=self._args.ingress_class,
+                tls=tls,
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=host,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[
+                                k8s.networking.v1.HTTPIngressPathArgs(
+                                    path=path,
+                                    path_type="Prefix",
+                                    backend=k8s.networking.v1.IngressBackendArgs(
+                                        service=k8s.networking.v1.IngressServiceBackendArgs(
+                                            name=f"api-{api.name}",
+                                            port=k8s.networking.v1.ServiceBackendPortArgs(number=port),
+                                        )
+                                    ),
+                                )
+                                for path in api.paths
+                            ]
+                        ),
+                    )
+                    for host in api.hosts
+                ],
+            ),
+            opts=child(self, [*self._args.depends_on, *self._shared.values(), service]),
+        )
 
     def _global_plugins(self, opts: pulumi.ResourceOptions) -> list[KongObject]:
         """Gateway-wide KongClusterPlugins (label global): request ids, metrics, DDoS guards."""

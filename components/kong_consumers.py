@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components.k8s import app_labels, child, meta
+from components.k8s import Protection, app_labels, child, meta
 from components.kong_resources import KONG_API, KongObject
 
 
@@ -42,6 +42,8 @@ class KongConsumersArgs:
     namespace: str
     ingress_class: str
     consumers: list[ConsumerSpec]
+    # For the generated signing keys: a service client holds the private key, so replacing it breaks the client.
+    protection: Protection = field(default_factory=Protection)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -102,7 +104,12 @@ class KongConsumers(pulumi.ComponentResource):
                 )
             )
         if consumer.generate_jwt_key:
-            pair = tls.PrivateKey(f"{self._name}-{user}-jwt-key", algorithm="RSA", rsa_bits=2048, opts=child(self))
+            pair = tls.PrivateKey(
+                f"{self._name}-{user}-jwt-key",
+                algorithm="RSA",
+                rsa_bits=2048,
+                opts=child(self, protection=self._args.protection, retain=False),
+            )
             secrets.append(
                 self._secret(
                     f"{user}-jwt-generated",

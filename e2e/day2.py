@@ -11,6 +11,7 @@ stack file is restored and applied, and a preview must show no changes.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from e2e.kube import Kube
+from e2e.served_pins import gateway_pins, problems
 
 PLATFORM = "api-platform:platform"
 # Kinds whose replacement would lose data: never in any plan.
@@ -33,6 +39,23 @@ class Change:
     name: str
     edit: Callable[[dict[str, Any]], None]  # edits the platform object in place
     plan: Plan
+    check: Callable[[dict[str, Any]], list[str]] | None = None  # after it is applied: problems found
+
+
+def _rotate_pinned_key(platform: dict[str, Any]) -> None:
+    pinned = platform["catalogue"]["pinnedHosts"][0]
+    pinned["keys"] = [*pinned["keys"][1:], pinned["keys"][0]]
+
+
+def _serves_first_key(platform: dict[str, Any]) -> list[str]:
+    """Each pinned host serves its first key now, and the pins still match the keys in the cluster."""
+    pins = gateway_pins()
+    found = problems(Kube(Path(os.environ["E2E_CLUSTER_DIR"])), pins)
+    for pinned in platform["catalogue"]["pinnedHosts"]:
+        active = pins[pinned["host"]]["active"]
+        if active != pinned["keys"][0]:
+            found.append(f"{pinned['host']}: serves {active}, not {pinned['keys'][0]}")
+    return found
 
 
 def api(platform: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +104,14 @@ CHANGES = [
         "raise the HPA minimum",
         lambda p: p["kong"]["autoscaling"].update(minReplicas=p["kong"]["autoscaling"]["minReplicas"] + 1),
         {"update": {"HorizontalPodAutoscaler": 1}},
+    ),
+    Change(
+        # Clients already hold the backup's pin; its certificate is already issued: only the Ingress
+        # serving the host switches Secret. No key is made or deleted.
+        "rotate a pinned host to its backup key",
+        _rotate_pinned_key,
+        {"update": {"Ingress": 1}},
+        _serves_first_key,
     ),
     Change(
         "grow PostgreSQL storage",
@@ -133,6 +164,9 @@ def main(argv: list[str]) -> int:
             if applied.returncode != 0:
                 raise SystemExit(f"{change.name}: up failed:\n{applied.stdout[-3000:]}{applied.stderr[-3000:]}")
             print(f"day-2 {change.name}: previewed and applied in {time.monotonic() - start:.1f}s", flush=True)
+            for problem in change.check(document["config"][PLATFORM]) if change.check else []:
+                print(f"day-2 {change.name}: {problem}", file=sys.stderr)
+                failures.append(change.name)
     finally:
         stack_file.write_text(original)
     restored = pulumi("up", "--yes", "--skip-preview")

@@ -7,7 +7,8 @@
 #
 # Every stack: a bad stack file refused -> the policy pack enforced -> every operator release
 # rendered by the provider's Helm -> preview -> up -> Kong's admission webhook enforced -> no-change
-# preview -> read back (as declared, nothing orphaned, nothing duplicated) -> destroy -> nothing left.
+# preview -> read back (as declared, nothing orphaned, nothing duplicated) -> the pinned hosts' keys
+# are the pins clients get -> destroy -> nothing left.
 # Prod also: its first `up` is killed and recovered by the runbook; drift is detected and
 # restored; an `up` survives an API-server outage by a rerun; day-2 changes have exact plans; a
 # destroy is refused (protection) and the stack is torn down the deliberate way.
@@ -223,6 +224,7 @@ for stack in "${STACKS[@]}"; do
   step "$stack:webhook-enforced" webhook_enforced
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes
   step "$stack:read-back" read_back "$stack"
+  step "$stack:served-pins" "$E2E_PYTHON" "$ROOT/e2e/served_pins.py"
   if [ "$stack" = prod ]; then
     step "$stack:drift-detected-and-restored" drift_detected_and_restored
     step "$stack:outage-survived" outage_survived "$stack"

@@ -410,6 +410,9 @@ custom_resources_after_their_crds = StackValidationPolicy(
 )
 
 
+# Keys the program owns (pinned gateway keys, service clients' signing keys, the database CA):
+# a new one breaks every client that pinned, holds or trusts the old one.
+PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 # Custom resources whose deletion or replacement loses data, or the backups of it.
 STATEFUL_KINDS = {
     ("postgresql.cnpg.io", "Cluster"),
@@ -442,6 +445,9 @@ def _stateful_protected(args: StackValidationArgs, report: ReportViolation) -> N
         release = releases.get(CRD_OWNERS.get(group))
         if release is not None:
             needed[f"the release {release.name} that defines the CRD of {r.props.get('kind')} {r.name}"] = release
+    for r in args.resources:
+        if r.resource_type == PRIVATE_KEY:
+            needed[f"the private key {r.name} (clients pin or hold it)"] = r
     for what, resource in needed.items():
         if not resource.opts.protect:
             report(f"{what} is not protected: a destroy or a replacing change would delete it", resource.urn)
@@ -450,7 +456,7 @@ def _stateful_protected(args: StackValidationArgs, report: ReportViolation) -> N
 stateful_protected = StackValidationPolicy(
     name="stateful-protected",
     description="Prod: stateful objects (PostgreSQL, its backups, Elasticsearch), their namespaces and CRD "
-    "releases are protected.",
+    "releases, and the program's private keys are protected.",
     validate=_stateful_protected,
     config_schema=ENVIRONMENT_SCHEMA,
 )

@@ -18,6 +18,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.pins import PIN, ca_certificate, certificate_pin
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
 LABEL_KEY = re.compile(
@@ -554,21 +556,82 @@ class RateLimitConfig(StrictModel):
 BackendKey = tuple[str, tuple[tuple[str, str], ...]]  # namespace, sorted pod selector
 
 
-class BackendConfig(StrictModel):
-    """The pods an API routes to (Kong reaches them through a Service the platform owns)."""
+def _ca_certificate(value: str) -> str:
+    ca_certificate(value)
+    return value
 
-    namespace: K8sName
-    selector: dict[str, str] = Field(min_length=1, description="labels of the backend pods")
+
+def _pin(value: str) -> str:
+    if not PIN.match(value):
+        raise ValueError(
+            f"{value!r} is not a SHA-256 SPKI pin (base64 of 32 bytes, 44 characters ending in '='; "
+            "openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+        )
+    return value
+
+
+CaCertificate = Annotated[str, AfterValidator(_ca_certificate)]
+Pin = Annotated[str, AfterValidator(_pin)]
+
+
+class ExternalBackendConfig(StrictModel):
+    """An upstream outside the cluster and the mesh, reached over TLS that Kong verifies against these
+    CA certificates only (never the system trust store), each pinned by its key."""
+
+    host: Hostname = Field(description="the upstream's DNS name: Kong connects, sends SNI and verifies it")
+    ca_certificates: list[CaCertificate] = Field(
+        min_length=1, description="PEM CA certificates Kong trusts for this upstream, one per entry"
+    )
+    pins: list[Pin] = Field(
+        default_factory=list,
+        description="SHA-256 SPKI pins of exactly these CA certificates, from the upstream's owner (prod: required)",
+    )
+    verify_depth: int = Field(default=1, ge=0, le=9, description="CA certificates allowed above the server's")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ExternalBackendConfig:
+        if re.search(r"\.svc(\.cluster\.local)?$", self.host):
+            raise ValueError(f"external host {self.host!r} is a cluster Service: use backend.selector")
+        if not self.pins:
+            return self
+        actual = {certificate_pin(ca_certificate(pem)): ca_certificate(pem) for pem in self.ca_certificates}
+        for pin in self.pins:
+            if pin not in actual:
+                raise ValueError(
+                    f"pin {pin} matches none of caCertificates (their pins: {', '.join(sorted(actual))}): "
+                    "the certificate is not the one its owner named"
+                )
+        for pin, certificate in actual.items():
+            if pin not in self.pins:
+                raise ValueError(f"caCertificates: {certificate.subject.rfc4514_string()} is not pinned (pin {pin})")
+        return self
+
+
+class BackendConfig(StrictModel):
+    """What an API routes to: pods in the cluster (by selector, reached through the mesh) or an external
+    upstream (by host, over verified TLS). Kong reaches either through a Service the platform owns."""
+
+    namespace: K8sName = Field(description="where the platform's Service for this backend lives")
+    selector: Labels | None = Field(default=None, min_length=1, description="labels of the backend pods")
+    external: ExternalBackendConfig | None = None
     port: int = Field(ge=1, le=65535)
     health_path: str = Field(default="/healthz", pattern=r"^/", description="active health check path")
     calls: list[K8sName] = Field(
         default_factory=list, description="APIs whose backends this backend calls (mesh permissions)"
     )
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> BackendConfig:
+        if (self.selector is None) == (self.external is None):
+            raise ValueError("set exactly one of selector (pods in the cluster) and external (an upstream outside it)")
+        if self.external is not None and self.calls:
+            raise ValueError("calls: an external backend is outside the mesh; it has no mesh permissions to grant")
+        return self
+
     @property
     def workload(self) -> BackendKey:
         """What the mesh selects: APIs with the same namespace and selector share a backend."""
-        return self.namespace, tuple(sorted(self.selector.items()))
+        return self.namespace, tuple(sorted((self.selector or {}).items()))
 
 
 class AiTargetConfig(StrictModel):
@@ -602,6 +665,36 @@ class AiRoutingConfig(StrictModel):
         return [*self.routes, *self.fallback]
 
 
+def _https_issuer(value: str) -> str:
+    if not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s?#]*)?$", value):
+        raise ValueError(
+            f"{value!r} is not an https issuer URL (https://host[:port][/path], no query or fragment): "
+            "tokens and keys are only trusted from the identity provider over TLS"
+        )
+    return value
+
+
+class OidcConfig(StrictModel):
+    """Bearer tokens of an OpenID Connect provider, validated at the gateway by the oidc-jwt plugin:
+    keys from the issuer's discovery document, refreshed when the provider rotates them."""
+
+    issuer: Annotated[str, AfterValidator(_https_issuer)] = Field(
+        description="exactly the tokens' iss claim; <issuer>/.well-known/openid-configuration is its discovery"
+    )
+    audiences: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="a token's aud must name one of these"
+    )
+    required_scopes: list[str] = Field(default_factory=list, description="scopes every token must carry (else 403)")
+    required_claims: dict[str, str] = Field(default_factory=dict, description="claim values every token must carry")
+    groups_claim: str = Field(default="groups", description="the claim whose values the acl plugin checks")
+    consumer_claim: str | None = Field(default=None, description="a claim naming a Kong consumer to attach")
+    leeway_seconds: int = Field(default=60, ge=0, le=300, description="clock skew allowed on exp, nbf and iat")
+    jwks_cache_seconds: int = Field(default=3600, ge=60, le=86400)
+    min_refresh_seconds: int = Field(
+        default=30, ge=1, le=3600, description="floor between key refreshes caused by unknown key ids"
+    )
+
+
 class ApiConfig(StrictModel):
     """One API of the catalogue."""
 
@@ -609,8 +702,12 @@ class ApiConfig(StrictModel):
     hosts: list[Hostname] = Field(min_length=1)
     paths: list[str] = Field(default_factory=lambda: ["/"])
     backend: BackendConfig
-    auth: Literal["jwt", "key-auth", "oauth2", "none"] = "jwt"
-    allowed_groups: list[K8sName] = Field(default_factory=list, description="consumer groups (ACL) allowed")
+    auth: Literal["jwt", "key-auth", "oauth2", "oidc", "none"] = "jwt"
+    oidc: OidcConfig | None = Field(default=None, description="the identity provider (auth oidc)")
+    allowed_groups: list[str] = Field(
+        default_factory=list,
+        description="groups allowed (ACL): consumer groups, or with auth oidc the token's groups claim",
+    )
     scopes: list[str] = Field(default_factory=list, description="OAuth2 scopes (auth oauth2)")
     rate_limit: RateLimitConfig = RateLimitConfig(minute=600)
     retries: int = Field(default=2, ge=0, le=10)
@@ -629,6 +726,8 @@ class ApiConfig(StrictModel):
             raise ValueError(f"API {self.name}: allowedGroups need an authenticated API (auth is none)")
         if self.scopes and self.auth != "oauth2":
             raise ValueError(f"API {self.name}: scopes apply to auth oauth2 only")
+        if (self.auth == "oidc") != (self.oidc is not None):
+            raise ValueError(f"API {self.name}: auth oidc and the oidc settings (issuer, audiences) go together")
         return self
 
 
@@ -686,11 +785,32 @@ class EdgeProtectionConfig(StrictModel):
     client_body_timeout_s: int = Field(default=30, ge=1, le=600)
 
 
+class PinnedHostConfig(StrictModel):
+    """A gateway host whose serving key clients may pin: the program owns its keys, so the key survives
+    certificate renewals (cert-manager rotationPolicy Never), and a prepared backup key is pinned too."""
+
+    host: Hostname
+    keys: list[K8sName] = Field(
+        min_length=2,
+        description="key ids, the serving key first; the rest are backups whose pins clients hold as well. "
+        "Rotating = moving a backup to the front",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PinnedHostConfig:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"pinned host {self.host}: key ids repeat: {self.keys}")
+        return self
+
+
 class ApisConfig(StrictModel):
     """The API catalogue: APIs, consumers and the gateway-wide edge settings."""
 
     apis: list[ApiConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    pinned_hosts: list[PinnedHostConfig] = Field(
+        default_factory=list, description="hosts whose serving keys clients pin (gatewayPins output)"
+    )
     rate_limit_policy: Literal["local", "redis", "cluster"] = Field(
         default="local", description="local: per-pod counters; redis: shared; cluster: in PostgreSQL"
     )
@@ -718,7 +838,7 @@ class ApisConfig(StrictModel):
         routes: dict[tuple[str, str], str] = {}
         for api in self.apis:
             unknown = sorted(set(api.allowed_groups) - groups)
-            if unknown:
+            if unknown and api.auth != "oidc":  # the identity provider's groups are not ours to list
                 raise ValueError(f"API {api.name}: allowedGroups {unknown} are not the group of any consumer")
             for host in api.hosts:
                 for path in api.paths:
@@ -727,7 +847,35 @@ class ApisConfig(StrictModel):
                         raise ValueError(f"API {api.name}: {host}{path} is already routed by API {other}")
         if self.rate_limit_policy == "redis" and not self.redis_host:
             raise ValueError("rateLimitPolicy redis needs redisHost")
+        hosts = {host for api in self.apis for host in api.hosts}
+        pinned = [p.host for p in self.pinned_hosts]
+        for host in pinned:
+            if pinned.count(host) > 1:
+                raise ValueError(f"pinnedHosts: {host} is listed twice")
+            if host not in hosts:
+                raise ValueError(f"pinnedHosts: {host} is not a host of any API ({name_hint(host, hosts)})")
+        self._one_namespace_per_ca()
         return self
+
+    def _one_namespace_per_ca(self) -> None:
+        """Kong stores a CA certificate once (its digest is unique) and the controller makes one per
+        Secret, so a CA certificate's Secret can live in one namespace only."""
+        seen: dict[str, tuple[str, str]] = {}
+        for api in self.apis:
+            external = api.backend.external
+            for pem in external.ca_certificates if external else []:
+                pin = certificate_pin(ca_certificate(pem))
+                namespace, other = seen.setdefault(pin, (api.backend.namespace, api.name))
+                if namespace != api.backend.namespace:
+                    raise ValueError(
+                        f"API {api.name}: its CA certificate (pin {pin}) is also trusted by API {other} in "
+                        f"namespace {namespace}; Kong keeps one copy of a CA certificate, so APIs that trust "
+                        "the same CA share a backend namespace"
+                    )
+
+    @property
+    def pinned(self) -> dict[str, PinnedHostConfig]:
+        return {p.host: p for p in self.pinned_hosts}
 
 
 # ---- the service mesh (Kuma) ----------------------------------------------------------------------
@@ -1056,12 +1204,19 @@ class PlatformConfig(StrictModel):
 
     @model_validator(mode="after")
     def _mesh_references(self) -> PlatformConfig:
-        """Mesh permissions and overrides name APIs of the catalogue; AI routes name cluster Services."""
+        """Mesh permissions and overrides name APIs of the catalogue with backends in the mesh; AI
+        routes name cluster Services."""
         apis = self.catalogue.by_name
         for api in self.catalogue.apis:
             unknown = sorted(set(api.backend.calls) - apis.keys())
             if unknown:
                 raise ValueError(f"API {api.name}: backend.calls names unknown APIs {unknown} (mesh permission)")
+            external = sorted(called for called in api.backend.calls if apis[called].backend.external)
+            if external:
+                raise ValueError(
+                    f"API {api.name}: backend.calls names {external}, whose backends are external "
+                    "(outside the mesh, nothing to permit)"
+                )
             for target in api.ai_routing.targets() if api.ai_routing else []:
                 if not re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.cluster\.local)?$", target.host):
                     raise ValueError(
@@ -1073,10 +1228,15 @@ class PlatformConfig(StrictModel):
             if override.api not in apis:
                 raise ValueError(f"mesh.overrides: unknown API {override.api!r} ({name_hint(override.api, apis)})")
             backend = apis[override.api].backend
+            if backend.external:
+                raise ValueError(
+                    f"mesh.overrides: API {override.api!r} has an external backend; mesh policies apply "
+                    "to backends in the mesh"
+                )
             if backend.workload in overridden:
                 raise ValueError(
                     f"mesh.overrides: {overridden[backend.workload]!r} and {override.api!r} route to the same backend "
-                    f"({backend.namespace}, {dict(backend.selector)}); mesh policies apply per backend, "
+                    f"({backend.namespace}, {dict(backend.selector or {})}); mesh policies apply per backend, "
                     "so give it one override"
                 )
             overridden[backend.workload] = override.api
@@ -1107,6 +1267,9 @@ class PlatformConfig(StrictModel):
             problems.append(f"mesh.mtlsMode must be STRICT in prod (got {self.mesh.mtls_mode})")
         if not self.protection.protect:
             problems.append("protection.protect must be true in prod (the database and Elasticsearch)")
+        for api in self.catalogue.apis:
+            if api.backend.external and not api.backend.external.pins:
+                problems.append(f"API {api.name}: backend.external.pins are required in prod (one per CA certificate)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from components.cert_manager import CertManager, CertManagerArgs
 from components.elasticsearch import Elasticsearch, ElasticsearchArgs, Writer
 from components.k8s import HelmChart, ObjectDefaults, Protection, Resources, set_object_defaults
-from components.kong_apis import AiRoutingSpec, ApiSpec, KongApis, KongApisArgs
+from components.kong_apis import AiRoutingSpec, ApiSpec, ExternalUpstreamSpec, KongApis, KongApisArgs
 from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
 from components.kong_controller import (
     AdmissionWebhookSpec,
@@ -32,6 +32,7 @@ from components.kong_gateway import (
 from components.logging import Logging, LoggingArgs
 from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
+from components.pinned_hosts import PinnedHosts, PinnedHostsArgs, PinnedHostSpec, pinned_secret_name
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
 from components.service_mesh import Permission, Resilience, ServiceMesh, ServiceMeshArgs, Workload
 from components.tracing import (
@@ -192,15 +193,20 @@ def api_spec(api: ApiConfig) -> ApiSpec:
             routes=[r.model_dump() for r in api.ai_routing.routes],
             fallback=[f.model_dump() for f in api.ai_routing.fallback],
         )
+    external = api.backend.external
     return ApiSpec(
         name=api.name,
         hosts=list(api.hosts),
         paths=list(api.paths),
         namespace=api.backend.namespace,
-        selector=dict(api.backend.selector),
+        selector=dict(api.backend.selector) if api.backend.selector else None,
+        external=ExternalUpstreamSpec(external.host, list(external.ca_certificates), external.verify_depth)
+        if external
+        else None,
         port=api.backend.port,
         health_path=api.backend.health_path,
         auth=api.auth,
+        oidc=api.oidc.model_dump() if api.oidc else None,
         allowed_groups=list(api.allowed_groups),
         scopes=list(api.scopes),
         rate_limit=api.rate_limit.model_dump(exclude_none=True),
@@ -218,8 +224,8 @@ LOG_WRITER, TRACE_WRITER = "fluent-bit", "jaeger"  # Elasticsearch users of the 
 
 
 def backend_workload(api: ApiConfig) -> Workload:
-    """The data planes of an API's backend, named after the API."""
-    return Workload(api.name, api.backend.namespace, api.backend.selector)
+    """The data planes of an API's backend in the mesh, named after the API."""
+    return Workload(api.name, api.backend.namespace, api.backend.selector or {})
 
 
 def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
@@ -234,12 +240,13 @@ def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
 
     backends: dict[BackendKey, Workload] = {}
     for api in cfg.catalogue.apis:
-        backends.setdefault(api.backend.workload, backend_workload(api))
+        if api.backend.selector:  # an external backend is outside the mesh
+            backends.setdefault(api.backend.workload, backend_workload(api))
     callers: dict[BackendKey, list[Workload]] = {key: [] for key in backends}
     by_name = cfg.catalogue.by_name
     for caller in cfg.catalogue.apis:
-        caller_workload = backends[caller.backend.workload]
-        for called in caller.backend.calls:
+        for called in caller.backend.calls:  # both in the mesh (stacks.config checks)
+            caller_workload = backends[caller.backend.workload]
             sources = callers[by_name[called].backend.workload]
             if caller_workload not in sources:
                 sources.append(caller_workload)
@@ -480,6 +487,25 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(depends_on=[gateway])),
     )
     catalogue = cfg.catalogue
+    pinned = PinnedHosts(
+        "pinned-hosts",
+        PinnedHostsArgs(
+            hosts=[
+                PinnedHostSpec(
+                    p.host,
+                    list(p.keys),
+                    sorted({api.backend.namespace for api in catalogue.apis if p.host in api.hosts}),
+                )
+                for p in catalogue.pinned_hosts
+            ],
+            issuer=certificates.issuer(cfg.cert_manager.issuer),
+            certificate_duration=cfg.cert_manager.certificate_duration,
+            renew_before=cfg.cert_manager.renew_before,
+            protection=protection(cfg),
+            depends_on=certificates.ready,
+        ),
+        in_namespaces,
+    )
     KongApis(
         "apis",
         KongApisArgs(
@@ -495,7 +521,8 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             ip_deny_list=list(catalogue.edge.ip_deny_list),
             bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
             global_plugins=[tracing.kong_plugin],
-            depends_on=[*controller.ready, *certificates.ready],
+            pinned_tls={p.host: pinned_secret_name(p.host, p.keys[0]) for p in catalogue.pinned_hosts},
+            depends_on=[*controller.ready, *certificates.ready, pinned],
         ),
         in_namespaces,
     )
@@ -515,6 +542,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
                 )
                 for c in catalogue.consumers
             ],
+            protection=protection(cfg),
             depends_on=controller.ready,
         ),
         in_namespaces,
@@ -543,4 +571,6 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         "consumerApiKeys": pulumi.Output.secret(consumers.api_keys),
         "consumerOauth2Clients": pulumi.Output.secret(consumers.oauth2_clients),
         "consumerJwtPrivateKeys": pulumi.Output.secret(consumers.jwt_private_keys),
+        # What clients pin for the pinned hosts: the served key and every key's pin-sha256.
+        "gatewayPins": pinned.pins,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import json
 import runpy
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from typing import Any
 
 import pulumi
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
@@ -103,6 +106,7 @@ class Recording:
     error: BaseException | None = None
     registered: int = 0  # resources registered (excluding the stack), recorded in detail or not
     calls: list[RecordedCall] = field(default_factory=list)  # function invokes, in order
+    computed: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource name -> outputs the mocks made
 
     def of_type(self, typ: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == typ]
@@ -154,14 +158,46 @@ def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
             yield from _secret_paths(item, f"{path}[{index}]")
 
 
+CURVES: dict[str, ec.EllipticCurve] = {
+    "P224": ec.SECP224R1(),
+    "P256": ec.SECP256R1(),
+    "P384": ec.SECP384R1(),
+    "P521": ec.SECP521R1(),
+}
+
+
+@functools.cache
+def _private_key_outputs(name: str, algorithm: str, curve: str, rsa_bits: int) -> dict[str, str]:
+    """A real key of the requested algorithm, so pins and fingerprints derived from it are real; the
+    same for the same resource within a process, as the provider keeps a key across updates."""
+    key: Any
+    if algorithm == "ECDSA":
+        key = ec.generate_private_key(CURVES[curve])
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    return {
+        # EC PRIVATE KEY or RSA PRIVATE KEY, as the provider writes them
+        "privateKeyPem": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ).decode(),
+        "publicKeyPem": key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+    }
+
+
+def _private_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The provider's defaults: ECDSA on P224, RSA with 2048 bits."""
+    algorithm = str(inputs["algorithm"])
+    curve, rsa_bits = str(inputs.get("ecdsaCurve", "P224")), int(inputs.get("rsaBits", 2048))
+    return dict(_private_key_outputs(name, algorithm, curve, rsa_bits))
+
+
 # Outputs the random and tls providers compute, so values derived from them are realistic.
-COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "random:index/randomPassword:RandomPassword": lambda name: {"result": f"mock-password-{name}"},
-    "tls:index/privateKey:PrivateKey": lambda name: {
-        "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\nmock-{name}\n-----END PRIVATE KEY-----\n",
-        "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\nmock-{name}\n-----END PUBLIC KEY-----\n",
-    },
-    "tls:index/selfSignedCert:SelfSignedCert": lambda name: {
+COMPUTED_OUTPUTS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "random:index/randomPassword:RandomPassword": lambda name, _: {"result": f"mock-password-{name}"},
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name, _: {
         "certPem": f"-----BEGIN CERTIFICATE-----\nmock-{name}\n-----END CERTIFICATE-----\n",
     },
 }
@@ -186,7 +222,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         compute = COMPUTED_OUTPUTS.get(args.typ)
-        computed = compute(args.name) if compute else {}
+        computed = compute(args.name, dict(args.inputs)) if compute else {}
+        if computed:
+            self.recording.computed[args.name] = computed
         return f"{args.name}-id", {**args.inputs, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.assert_stack import differences
+from e2e.assert_stack import differences, provider_computed
 from e2e.kube import CrdLoader, Kube, crd_documents, install_crds
 from tests.crd_schema import crds_dir
-from tests.harness import ROOT
+from tests.harness import ROOT, Recording
 
 
 def test_declared_fields_must_be_stored() -> None:
@@ -35,6 +36,21 @@ def test_changed_values_and_list_lengths_are_reported() -> None:
 
 def test_write_only_string_data_is_not_compared() -> None:
     assert differences({"stringData": {"password": "x"}}, {"data": {"password": "eA=="}}) == []
+
+
+def test_values_the_providers_compute_need_only_be_present() -> None:
+    """The mocks make their own keys; the real engine's differ. Present is enough, absent is not."""
+    recording = Recording(computed={"key": {"privateKeyPem": "-----BEGIN EC PRIVATE KEY-----\nmock\n"}})
+    computed = provider_computed(recording)
+    mock_key = base64.b64encode(b"-----BEGIN EC PRIVATE KEY-----\nmock\n").decode()
+    declared = {"data": {"tls.key": mock_key, "other": "eA=="}}
+    assert differences(declared, {"data": {"tls.key": "cmVhbA==", "other": "eA=="}}, computed=computed) == []
+    assert differences(declared, {"data": {"other": "eA=="}}, computed=computed) == [
+        ".data.tls.key: declared but not stored (pruned?)"
+    ]
+    assert differences(declared, {"data": {"tls.key": "cmVhbA==", "other": "eQ=="}}, computed=computed) == [
+        ".data.other: declared 'eA==', stored 'eQ=='"
+    ]
 
 
 def test_crd_loader_reads_every_shared_crd(tmp_path: Path) -> None:

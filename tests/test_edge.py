@@ -61,8 +61,10 @@ def test_cert_manager_release_and_issuer_chain(recordings: dict[str, Recording])
 
 
 def test_gateway_certificates_are_ecdsa_rotated_and_renewed_early(recording: Recording) -> None:
+    """Every host not pinned is on its namespace's gateway-tls certificate, with a fresh key at renewal."""
     certificates = [c for c in recording.of_type(CERTIFICATE) if c.metadata["name"] == "gateway-tls"]
-    assert certificates
+    pinned = set(recording.outputs["gatewayPins"])
+    assert certificates and pinned
     for certificate in certificates:
         assert certificate.spec["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
         assert (certificate.spec["duration"], certificate.spec["renewBefore"]) == ("2160h", "720h")
@@ -73,7 +75,7 @@ def test_gateway_certificates_are_ecdsa_rotated_and_renewed_early(recording: Rec
             if r.metadata["namespace"] == namespace
             for rule in r.spec["rules"]
         }
-        assert set(certificate.spec["dnsNames"]) == hosts
+        assert set(certificate.spec["dnsNames"]) == hosts - pinned
     issuer = "letsencrypt" if recording.outputs["environment"] == "prod" else "platform-ca"
     assert {c.spec["issuerRef"]["name"] for c in certificates} == {issuer}
 
@@ -256,7 +258,7 @@ def test_ai_router_is_shipped_to_kong_and_its_jobs(recordings: dict[str, Recordi
     assert config_map.inputs["data"]["handler.lua"] == (ROOT / "kong-plugins/ai-router/handler.lua").read_text()
     for workload in ("kong-deployment", "kong-migrations-up", "kong-migrations-finish"):
         resource = run.named(workload)
-        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router"
+        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router,oidc-jwt"
         mounts = {m["mountPath"] for m in resource.container()["volumeMounts"]}
         assert "/opt/kong/plugins/ai-router" in mounts
     assert run.named("kong-deployment").spec["template"]["metadata"]["annotations"]["checksum/plugins"]
@@ -275,20 +277,22 @@ def test_a_changed_plugin_restarts_kong() -> None:
     assert plugins_checksum(files) == plugins_checksum(dict(files))
 
 
-def test_ai_router_logic_with_busted_on_luajit() -> None:
+@pytest.mark.parametrize(("plugin", "minimum_specs"), [("ai-router", 11), ("oidc-jwt", 37)])
+def test_plugin_logic_with_busted_on_luajit(plugin: str, minimum_specs: int) -> None:
+    """The plugins' specs on LuaJIT; oidc-jwt's with real signatures (openssl, libcrypto)."""
     busted = shutil.which("busted")
     if busted is None:
-        pytest.fail("busted is not installed: scripts/test installs lua-busted, lua-cjson and luajit")
+        pytest.fail("busted is not installed: scripts/setup installs lua-busted, lua-cjson, luajit and openssl")
     result = subprocess.run(
         [busted, "--lua=luajit", "-o", "TAP", "spec"],
-        cwd=ROOT / "kong-plugins" / "ai-router",
+        cwd=ROOT / "kong-plugins" / plugin,
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not ok" not in result.stdout
-    assert result.stdout.count("\nok ") + result.stdout.startswith("ok ") >= 11
+    assert result.stdout.count("\nok ") + result.stdout.startswith("ok ") >= minimum_specs
 
 
 # ---- bad input -----------------------------------------------------------------------------------

@@ -266,6 +266,11 @@ def test_custom_resources_must_wait_for_their_crd_release(recordings: dict[str, 
         ("elasticsearch-elasticsearch", "Elasticsearch elasticsearch-elasticsearch is not protected"),
         ("platform-databases", "the namespace platform-databases that holds Cluster postgres-cluster is not protected"),
         ("postgres-operator", "the release postgres-operator that defines the CRD of Cluster postgres-cluster"),
+        (
+            "pinned-hosts-assistant.api.example.com-assistant-2026b",
+            "the private key pinned-hosts-assistant.api.example.com-assistant-2026b (clients pin or hold it)",
+        ),
+        ("consumers-batch-runner-jwt-key", "the private key consumers-batch-runner-jwt-key"),
     ],
 )
 def test_prod_stateful_objects_must_be_protected(recordings: dict[str, Recording], resource: str, words: str) -> None:

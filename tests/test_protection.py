@@ -21,9 +21,16 @@ PROTECTED = {
     "postgres-server-ca",
     "postgres-server-ca-secret",
     "elasticsearch-elasticsearch",
+    # Keys clients pin or hold: a new one breaks them.
+    "pinned-hosts-assistant.api.example.com-assistant-2026a",
+    "pinned-hosts-assistant.api.example.com-assistant-2026b",
+    "consumers-batch-runner-jwt-key",
 }
 # What a deliberate teardown leaves in the cluster: the Kubernetes objects among them.
 RETAINED = PROTECTED - {
+    "pinned-hosts-assistant.api.example.com-assistant-2026a",
+    "pinned-hosts-assistant.api.example.com-assistant-2026b",
+    "consumers-batch-runner-jwt-key",
     "postgres-operator",
     "postgres-barman-plugin",
     "elasticsearch-operator",
