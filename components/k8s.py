@@ -58,9 +58,9 @@ def object_defaults() -> ObjectDefaults:
 
 def meta(
     name: str,
-    namespace: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    annotations: Mapping[str, str] | None = None,
+    namespace: pulumi.Input[str] | None = None,
+    labels: Mapping[str, pulumi.Input[str]] | None = None,
+    annotations: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> k8s.meta.v1.ObjectMetaArgs:
     """ObjectMeta with an explicit name (no auto-naming: object names are part of the API)."""
     defaults = object_defaults()

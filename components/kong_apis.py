@@ -23,66 +23,30 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import app_labels, child, custom_resource, meta
 from components.kong_resources import KONG_API, KongObject, kong_plugin
+from stacks.config import ApiConfig, CatalogueConfig
 
 GATEWAY_TLS_SECRET = "gateway-tls"  # noqa: S105 - a Secret's name
 
 
 @dataclass(frozen=True)
-class AiRoutingSpec:
-    header: str
-    body_field: str | None
-    routes: list[dict[str, Any]]
-    fallback: list[dict[str, Any]]
+class EdgeSpec:
+    """The gateway-wide KongClusterPlugins: request ids, metrics and DDoS guards, plus what other
+    capabilities configure (tracing). The platform stack's; a team's catalogue stack has none."""
 
-
-@dataclass(frozen=True)
-class ExternalUpstreamSpec:
-    """An upstream outside the cluster: Kong connects to `host` over TLS it verifies against exactly
-    `ca_certificates` (PEM, one CA each)."""
-
-    host: str
-    ca_certificates: list[str]
-    verify_depth: int = 1
-
-
-@dataclass(frozen=True)
-class ApiSpec:
-    name: str
-    hosts: list[str]
-    paths: list[str]
-    namespace: str
-    selector: Mapping[str, str] | None  # the backend pods; None with `external`
-    port: int
-    auth: str  # jwt | key-auth | oauth2 | oidc | none
-    rate_limit: Mapping[str, int]  # second / minute / hour
-    external: ExternalUpstreamSpec | None = None
-    oidc: Mapping[str, Any] | None = None  # the oidc-jwt plugin's configuration (auth oidc)
-    health_path: str = "/healthz"
-    allowed_groups: list[str] = field(default_factory=list)
-    scopes: list[str] = field(default_factory=list)
-    retries: int = 2
-    connect_timeout_ms: int = 2000
-    read_timeout_ms: int = 60000
-    write_timeout_ms: int = 60000
-    max_body_mb: int = 8
-    ai_routing: AiRoutingSpec | None = None
+    ip_allow_list: list[str] = field(default_factory=list)
+    ip_deny_list: list[str] = field(default_factory=list)
+    bot_deny_user_agents: list[str] = field(default_factory=list)
+    global_plugins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (plugin, config)
 
 
 @dataclass(frozen=True)
 class KongApisArgs:
-    apis: list[ApiSpec]
-    ingress_class: str
-    issuer: str  # ClusterIssuer of the gateway certificates
-    certificate_duration: str = "2160h"
-    renew_before: str = "720h"
-    rate_limit_policy: str = "local"
-    redis_host: str | None = None
-    oauth2_token_ttl_s: int = 3600
-    ip_allow_list: list[str] = field(default_factory=list)
-    ip_deny_list: list[str] = field(default_factory=list)
-    bot_deny_user_agents: list[str] = field(default_factory=list)
-    # Gateway-wide plugins other capabilities configure (tracing): (plugin, config).
-    global_plugins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    catalogue: CatalogueConfig  # the APIs, and how their limits are counted
+    ingress_class: pulumi.Input[str]
+    issuer: pulumi.Input[str]  # ClusterIssuer of the gateway certificates
+    certificate_duration: pulumi.Input[str] = "2160h"
+    renew_before: pulumi.Input[str] = "720h"
+    edge: EdgeSpec | None = None
     # Hosts served with a key the program owns (PinnedHosts): host -> the served key's TLS Secret.
     pinned_tls: Mapping[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -94,7 +58,7 @@ def content_name(prefix: str, content: Any) -> str:
     return f"{prefix}-{digest}"
 
 
-def auth_plugin(api: ApiSpec, token_ttl_s: int) -> tuple[str, dict[str, Any]] | None:
+def auth_plugin(api: ApiConfig, token_ttl_s: int) -> tuple[str, dict[str, Any]] | None:
     if api.auth == "jwt":
         return "jwt", {
             "key_claim_name": "iss",
@@ -103,8 +67,8 @@ def auth_plugin(api: ApiSpec, token_ttl_s: int) -> tuple[str, dict[str, Any]] | 
             "header_names": ["authorization"],
             "run_on_preflight": False,
         }
-    if api.auth == "oidc":
-        return "oidc-jwt", dict(api.oidc or {})
+    if api.auth == "oidc" and api.oidc:
+        return "oidc-jwt", api.oidc.model_dump()
     if api.auth == "key-auth":
         return "key-auth", {"key_names": ["apikey", "x-api-key"], "hide_credentials": True, "key_in_body": False}
     if api.auth == "oauth2":
@@ -122,10 +86,10 @@ def auth_plugin(api: ApiSpec, token_ttl_s: int) -> tuple[str, dict[str, Any]] | 
     return None
 
 
-def api_plugins(api: ApiSpec, args: KongApisArgs) -> list[tuple[str, dict[str, Any]]]:
+def api_plugins(api: ApiConfig, catalogue: CatalogueConfig) -> list[tuple[str, dict[str, Any]]]:
     """(plugin, config) for one API, in the order they are listed on its Ingress."""
     plugins = []
-    auth = auth_plugin(api, args.oauth2_token_ttl_s)
+    auth = auth_plugin(api, catalogue.oauth2_token_ttl_s)
     if auth:
         plugins.append(auth)
     if api.allowed_groups:
@@ -133,13 +97,13 @@ def api_plugins(api: ApiSpec, args: KongApisArgs) -> list[tuple[str, dict[str, A
     # Kong runs one rate-limiting instance per request: by client IP where nobody is
     # authenticated, by consumer where everybody is.
     limit: dict[str, Any] = {
-        **{window: value for window, value in sorted(api.rate_limit.items())},
+        **dict(sorted(api.rate_limit.model_dump(exclude_none=True).items())),
         "limit_by": "ip" if api.auth == "none" else "consumer",
-        "policy": args.rate_limit_policy,
+        "policy": catalogue.rate_limit_policy,
         "fault_tolerant": True,
     }
-    if args.rate_limit_policy == "redis":
-        limit["redis"] = {"host": args.redis_host, "port": 6379}
+    if catalogue.rate_limit_policy == "redis":
+        limit["redis"] = {"host": catalogue.redis_host, "port": 6379}
     plugins.append(("rate-limiting", limit))
     plugins.append(("request-size-limiting", {"allowed_payload_size": api.max_body_mb, "size_unit": "megabytes"}))
     if api.ai_routing:
@@ -150,8 +114,8 @@ def api_plugins(api: ApiSpec, args: KongApisArgs) -> list[tuple[str, dict[str, A
                 {
                     "header": routing.header,
                     "body_field": routing.body_field,
-                    "routes": routing.routes,
-                    "fallback": routing.fallback,
+                    "routes": [r.model_dump() for r in routing.routes],
+                    "fallback": [f.model_dump() for f in routing.fallback],
                 },
             )
         )
@@ -167,7 +131,7 @@ HOST_HEADER = "konghq.com/host-header"
 CA_CERT_LABEL = "konghq.com/ca-cert"  # the controller turns labelled Secrets into Kong CA certificates
 
 
-def health_checks(api: ApiSpec) -> dict[str, Any]:
+def health_checks(api: ApiConfig) -> dict[str, Any]:
     """Passive checks are the circuit breaker (failing targets are ejected); in-cluster backends are
     also probed actively. An external upstream is not probed: its owner's health path is not ours."""
     checks: dict[str, Any] = {
@@ -176,10 +140,10 @@ def health_checks(api: ApiSpec) -> dict[str, Any]:
             "unhealthy": {"httpFailures": 5, "tcpFailures": 3, "timeouts": 5},
         },
     }
-    if api.external is None:
+    if api.backend.external is None:
         checks["active"] = {
             "type": "http",
-            "httpPath": api.health_path,
+            "httpPath": api.backend.health_path,
             "healthy": {"interval": 5, "successes": 2},
             "unhealthy": {"interval": 5, "httpFailures": 3, "tcpFailures": 3, "timeouts": 3},
         }
@@ -200,14 +164,16 @@ class KongApis(pulumi.ComponentResource):
         self._deps = child(self, args.depends_on)
 
         hosts_by_namespace: dict[str, list[str]] = {}
-        for api in args.apis:
-            hosts = hosts_by_namespace.setdefault(api.namespace, [])
+        for api in args.catalogue.apis:
+            hosts = hosts_by_namespace.setdefault(api.backend.namespace, [])
             hosts += [h for h in api.hosts if h not in hosts]
-            plugin_names = [self._plugin(api.namespace, plugin, config) for plugin, config in api_plugins(api, args)]
+            ns = api.backend.namespace
+            plugin_names = [self._plugin(ns, plugin, config) for plugin, config in api_plugins(api, args.catalogue)]
             service = self._service(api)
-            self._ingress(api, service, plugin_names)
+            # The Ingress waits for what it names (its plugins, its Service), nothing more.
+            self._ingress(api, plugin_names, [*(self._shared[(ns, p)] for p in plugin_names), service])
 
-        self.global_plugins = self._global_plugins(self._deps)
+        self.global_plugins = self._global_plugins(args.edge, self._deps) if args.edge else []
         for ns, hosts in hosts_by_namespace.items():
             served = [h for h in hosts if h not in args.pinned_tls]
             if not served:
@@ -227,7 +193,7 @@ class KongApis(pulumi.ComponentResource):
                 },
                 self._deps,
             )
-        self.register_outputs({"apis": [api.name for api in args.apis]})
+        self.register_outputs({"apis": [api.name for api in args.catalogue.apis]})
 
     def _share(self, namespace: str, object_name: str, build: Any) -> str:
         """`object_name`, building the object the first time the namespace needs it."""
@@ -246,17 +212,17 @@ class KongApis(pulumi.ComponentResource):
             ),
         )
 
-    def _upstream_policy(self, api: ApiSpec) -> str:
+    def _upstream_policy(self, api: ApiConfig) -> str:
         policy = health_checks(api)
         object_name = content_name("upstream", policy)
         return self._share(
-            api.namespace,
+            api.backend.namespace,
             object_name,
             lambda: custom_resource(
-                f"{self._name}-{api.namespace}-{object_name}",
+                f"{self._name}-{api.backend.namespace}-{object_name}",
                 f"{KONG_API}/v1beta1",
                 "KongUpstreamPolicy",
-                meta(object_name, api.namespace, self._labels),
+                meta(object_name, api.backend.namespace, self._labels),
                 policy,
                 self._deps,
             ),
@@ -281,7 +247,7 @@ class KongApis(pulumi.ComponentResource):
             ),
         )
 
-    def _service(self, api: ApiSpec) -> k8s.core.v1.Service:
+    def _service(self, api: ApiConfig) -> k8s.core.v1.Service:
         annotations = {
             "konghq.com/upstream-policy": self._upstream_policy(api),
             "konghq.com/retries": str(api.retries),
@@ -289,16 +255,16 @@ class KongApis(pulumi.ComponentResource):
             "konghq.com/read-timeout": str(api.read_timeout_ms),
             "konghq.com/write-timeout": str(api.write_timeout_ms),
         }
-        if api.external is None:
+        if api.backend.external is None:
             # Send traffic to the Service address so the mesh sidecar balances it with mTLS.
             annotations["ingress.kubernetes.io/service-upstream"] = "true"
             spec = k8s.core.v1.ServiceSpecArgs(
-                selector=dict(api.selector or {}),
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=api.port, protocol="TCP")],
+                selector=dict(api.backend.selector or {}),
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=api.backend.port, protocol="TCP")],
             )
         else:
-            external = api.external
-            secrets = [self._ca_secret(api.namespace, pem) for pem in external.ca_certificates]
+            external = api.backend.external
+            secrets = [self._ca_secret(api.backend.namespace, pem) for pem in external.ca_certificates]
             annotations |= {
                 UPSTREAM_PROTOCOL: "https",
                 TLS_VERIFY: "true",
@@ -310,32 +276,32 @@ class KongApis(pulumi.ComponentResource):
             spec = k8s.core.v1.ServiceSpecArgs(
                 type="ExternalName",
                 external_name=external.host,
-                ports=[k8s.core.v1.ServicePortArgs(name="https", port=api.port, protocol="TCP")],
+                ports=[k8s.core.v1.ServicePortArgs(name="https", port=api.backend.port, protocol="TCP")],
             )
         return k8s.core.v1.Service(
             f"{self._name}-{api.name}-service",
-            metadata=meta(f"api-{api.name}", api.namespace, self._labels, annotations),
+            metadata=meta(f"api-{api.name}", api.backend.namespace, self._labels, annotations),
             spec=spec,
             opts=self._deps,
         )
 
-    def _ingress(self, api: ApiSpec, service: k8s.core.v1.Service, plugin_names: list[str]) -> None:
+    def _ingress(self, api: ApiConfig, plugin_names: list[str], named: list[pulumi.Resource]) -> None:
         annotations = {
             "konghq.com/plugins": ",".join(plugin_names),
             "konghq.com/protocols": "https",
             "konghq.com/https-redirect-status-code": "308",
             "konghq.com/strip-path": "false",
         }
-        if api.external is not None:
+        if api.backend.external is not None:
             annotations["konghq.com/preserve-host"] = "false"  # the client's Host is not the upstream's name
         pinned = self._args.pinned_tls
         served = [h for h in api.hosts if h not in pinned]
         tls = [k8s.networking.v1.IngressTLSArgs(hosts=served, secret_name=GATEWAY_TLS_SECRET)] if served else []
         tls += [k8s.networking.v1.IngressTLSArgs(hosts=[h], secret_name=pinned[h]) for h in api.hosts if h in pinned]
-        port = 80 if api.external is None else api.port
+        port = 80 if api.backend.external is None else api.backend.port
         k8s.networking.v1.Ingress(
             f"{self._name}-{api.name}-ingress",
-            metadata=meta(f"api-{api.name}", api.namespace, self._labels, annotations),
+            metadata=meta(f"api-{api.name}", api.backend.namespace, self._labels, annotations),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=self._args.ingress_class,
                 tls=tls,
@@ -361,14 +327,13 @@ class KongApis(pulumi.ComponentResource):
                     for host in api.hosts
                 ],
             ),
-            opts=child(self, [*self._args.depends_on, *self._shared.values(), service]),
+            opts=child(self, [*self._args.depends_on, *named]),
         )
 
-    def _global_plugins(self, opts: pulumi.ResourceOptions) -> list[KongObject]:
+    def _global_plugins(self, edge: EdgeSpec, opts: pulumi.ResourceOptions) -> list[KongObject]:
         """Gateway-wide KongClusterPlugins (label global): request ids, metrics, DDoS guards."""
-        args = self._args
         labels = {**app_labels("api-catalogue", "routing"), "global": "true"}
-        annotations = {"kubernetes.io/ingress.class": args.ingress_class}
+        annotations = {"kubernetes.io/ingress.class": self._args.ingress_class}
         plugins: list[tuple[str, dict[str, Any]]] = [
             (
                 "correlation-id",
@@ -386,16 +351,16 @@ class KongApis(pulumi.ComponentResource):
                     "per_consumer": False,
                 },
             ),
-            ("bot-detection", {"deny": list(args.bot_deny_user_agents)}),
+            ("bot-detection", {"deny": list(edge.bot_deny_user_agents)}),
         ]
-        if args.ip_allow_list or args.ip_deny_list:
+        if edge.ip_allow_list or edge.ip_deny_list:
             restriction: dict[str, Any] = {"status": 403, "message": "Forbidden"}
-            if args.ip_allow_list:
-                restriction["allow"] = list(args.ip_allow_list)
-            if args.ip_deny_list:
-                restriction["deny"] = list(args.ip_deny_list)
+            if edge.ip_allow_list:
+                restriction["allow"] = list(edge.ip_allow_list)
+            if edge.ip_deny_list:
+                restriction["deny"] = list(edge.ip_deny_list)
             plugins.append(("ip-restriction", restriction))
-        plugins += args.global_plugins
+        plugins += edge.global_plugins
         return [
             kong_plugin(
                 f"{self._name}-global-{plugin}",

@@ -19,29 +19,14 @@ import pulumi_tls as tls
 
 from components.k8s import Protection, app_labels, child, meta
 from components.kong_resources import KONG_API, KongObject
-
-
-@dataclass(frozen=True)
-class JwtKey:
-    issuer: str
-    public_key: str
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    username: str
-    groups: list[str] = field(default_factory=list)
-    jwt_keys: list[JwtKey] = field(default_factory=list)
-    generate_jwt_key: bool = False
-    api_key_rotations: list[str] = field(default_factory=list)
-    oauth2_client: bool = False
+from stacks.config import ConsumerConfig
 
 
 @dataclass(frozen=True)
 class KongConsumersArgs:
     namespace: str
-    ingress_class: str
-    consumers: list[ConsumerSpec]
+    ingress_class: pulumi.Input[str]
+    consumers: list[ConsumerConfig]
     # For the generated signing keys: a service client holds the private key, so replacing it breaks the client.
     protection: Protection = field(default_factory=Protection)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -84,7 +69,7 @@ class KongConsumers(pulumi.ComponentResource):
             opts=child(self, self._args.depends_on),
         )
 
-    def _credentials(self, consumer: ConsumerSpec) -> list[k8s.core.v1.Secret]:
+    def _credentials(self, consumer: ConsumerConfig) -> list[k8s.core.v1.Secret]:
         user = consumer.username
         secrets = [
             self._secret(f"{user}-acl-{group}", f"{user}-acl-{group}", "acl", {"group": group})

@@ -28,6 +28,7 @@ import pulumi_tls as tls
 
 from components.k8s import Protection, app_labels, child, custom_resource, meta
 from components.pins import public_key_pin
+from stacks.config import PinnedHostConfig
 
 
 def pinned_secret_name(host: str, key: str) -> str:
@@ -36,18 +37,12 @@ def pinned_secret_name(host: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class PinnedHostSpec:
-    host: str
-    keys: list[str]  # key ids, the served key first
-    namespaces: list[str]  # where Ingresses serve the host (a Secret is namespaced)
-
-
-@dataclass(frozen=True)
 class PinnedHostsArgs:
-    hosts: list[PinnedHostSpec]
-    issuer: str  # ClusterIssuer
-    certificate_duration: str = "2160h"
-    renew_before: str = "720h"
+    hosts: list[PinnedHostConfig]  # key ids, the served key first
+    namespaces: Mapping[str, list[str]]  # host -> where Ingresses serve it (a Secret is namespaced)
+    issuer: pulumi.Input[str]  # ClusterIssuer
+    certificate_duration: pulumi.Input[str] = "2160h"
+    renew_before: pulumi.Input[str] = "720h"
     protection: Protection = field(default_factory=Protection)  # for the keys: losing one breaks clients
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
@@ -72,7 +67,7 @@ class PinnedHosts(pulumi.ComponentResource):
                 )
                 for key_id in spec.keys
             }
-            for ns in spec.namespaces:
+            for ns in args.namespaces[spec.host]:
                 for key_id, key in keys.items():
                     secret_name = pinned_secret_name(spec.host, key_id)
                     secret = k8s.core.v1.Secret(

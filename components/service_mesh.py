@@ -22,6 +22,7 @@ from components.namespaces import NamespaceSpec, namespace_labels
 from stacks.config import CniConfig
 
 KUMA_API = "kuma.io/v1alpha1"
+MESH_NAME = "default"
 NAMESPACE_TAG = "k8s.kuma.io/namespace"
 
 
@@ -72,7 +73,7 @@ class ServiceMeshArgs:
     tracing_endpoint: str = "otel-collector.observability.svc:4317"  # OTLP/gRPC host:port
     access_log: bool = True
     rate_limit: Mapping[str, Any] | None = None  # {"requests": n, "interval": "1s"}
-    mesh_name: str = "default"
+    mesh_name: str = MESH_NAME
     cni: CniConfig = field(default_factory=CniConfig)
 
 
@@ -151,6 +152,67 @@ ACCESS_LOG_FIELDS = [
 ]
 
 
+def allow_from(sources: list[Workload]) -> list[dict[str, Any]]:
+    return [{"targetRef": s.target_ref(), "default": {"action": "Allow"}} for s in sources]
+
+
+def traffic_permission(
+    resource_name: str,
+    permission: Permission,
+    namespace: pulumi.Input[str],
+    labels: Mapping[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+    more_sources: pulumi.Input[list[dict[str, Any]]] | None = None,
+) -> pulumi.Resource:
+    """`allow-<target>`: the permission's sources (and `more_sources`, `from` entries known later)
+    may call its target. In the mesh's system namespace, so it applies mesh-wide."""
+    sources: pulumi.Input[list[dict[str, Any]]] = allow_from(permission.sources)
+    if more_sources is not None:
+        sources = pulumi.Output.all(sources, more_sources).apply(lambda both: [*both[0], *both[1]])
+    return custom_resource(
+        resource_name,
+        KUMA_API,
+        "MeshTrafficPermission",
+        meta(f"allow-{permission.target.name}", namespace, labels),
+        {"targetRef": permission.target.target_ref(), "from": sources},
+        opts,
+    )
+
+
+@dataclass(frozen=True)
+class MeshPermissionsArgs:
+    """A team catalogue's permissions, in a mesh the platform stack owns."""
+
+    permissions: list[Permission]  # among the catalogue's own workloads
+    gateway_sources: pulumi.Input[list[dict[str, Any]]]  # `from` entries every target allows (Kong)
+    monitoring_sources: pulumi.Input[list[dict[str, Any]]]  # and every backend (monitoring, if it scrapes)
+    namespace: pulumi.Input[str]  # the mesh's system namespace
+    mesh_name: pulumi.Input[str]
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class MeshPermissions(pulumi.ComponentResource):
+    """MeshTrafficPermissions of a catalogue stack (the platform's own are in ServiceMesh)."""
+
+    def __init__(self, name: str, args: MeshPermissionsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:mesh:MeshPermissions", name, None, opts)
+        labels = {**app_labels("service-mesh", "mesh"), "kuma.io/mesh": args.mesh_name}
+        backend_sources = pulumi.Output.all(args.gateway_sources, args.monitoring_sources).apply(
+            lambda both: [*both[0], *both[1]]
+        )
+        for permission in args.permissions:
+            is_upstream = permission.target.service_tag is not None  # an AI upstream: Kong only
+            traffic_permission(
+                f"{name}-allow-{permission.target.name}",
+                permission,
+                args.namespace,
+                labels,
+                child(self, args.depends_on),
+                more_sources=args.gateway_sources if is_upstream else backend_sources,
+            )
+        self.register_outputs({"permissions": [p.target.name for p in args.permissions]})
+
+
 class ServiceMesh(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceMeshArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:mesh:ServiceMesh", name, None, opts)
@@ -192,13 +254,8 @@ class ServiceMesh(pulumi.ComponentResource):
 
         mesh_ref = {"kind": "Mesh"}
         for permission in args.permissions:
-            policy(
-                f"allow-{permission.target.name}",
-                "MeshTrafficPermission",
-                {
-                    "targetRef": permission.target.target_ref(),
-                    "from": [{"targetRef": s.target_ref(), "default": {"action": "Allow"}} for s in permission.sources],
-                },
+            traffic_permission(
+                f"{name}-allow-{permission.target.name}", permission, args.namespace, labels, policy_opts
             )
         targets = [(mesh_ref, args.defaults, "defaults"), *((w.target_ref(), r, w.name) for w, r in args.overrides)]
         for target_ref, resilience, suffix in targets:

@@ -2,6 +2,7 @@
 
     python e2e/assert_stack.py STACK [--state STATE.json]   after `pulumi up`
     python e2e/assert_stack.py STACK --gone                 after `pulumi destroy`
+    ... --catalogue                                         a team's catalogue stack (in catalogue/)
 
 Run in the e2e workspace: the expected objects come from running the same program under the
 recording mocks with the workspace's own `Pulumi.<STACK>.yaml` (the committed file plus what the
@@ -18,6 +19,7 @@ import base64
 import binascii
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from e2e.kube import PART_OF, Kube  # noqa: E402
-from tests.harness import RecordedResource, Recording, run_program  # noqa: E402
+from stacks.loader import CATALOGUE, validate  # noqa: E402
+from tests.harness import RecordedResource, Recording, run_catalogue, run_program  # noqa: E402
 
 # Fields the API server legitimately rewrites: write-only or normalised on storage.
 SKIPPED_FIELDS = {"stringData"}
@@ -112,18 +115,44 @@ def adr_checks(kube: Kube, stack: str) -> list[str]:
     return problems
 
 
-def strays(kube: Kube, objects: list[RecordedResource]) -> list[str]:
-    """Objects labelled as ours in the cluster that the stack does not declare. Controllers' own
-    objects are excepted: those with an owner reference, and the Endpoints the endpoints controller
-    keeps for each Service (with its labels, but no owner)."""
+def strays(
+    kube: Kube, objects: list[RecordedResource], within: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> list[str]:
+    """Objects labelled as ours in the cluster (`within` the stack's reach) that the stack does not
+    declare. Controllers' own objects are excepted: those with an owner reference, and the Endpoints
+    the endpoints controller keeps for each Service (with its labels, but no owner)."""
     declared = {(o.kind, o.metadata.get("namespace", ""), o.metadata["name"]) for o in objects}
     return [
         f"{o['kind']} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}: in the cluster, not declared"
         for o in kube.objects(PART_OF)
         if not o["metadata"].get("ownerReferences")
         and o["kind"] != "Endpoints"
+        and within(o)
         and (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) not in declared
     ]
+
+
+def catalogue_run(stack: str) -> tuple[Recording, Callable[[dict[str, Any]], bool]]:
+    """A team catalogue stack as the program declares it (on its platform stack's real outputs), and
+    what is within its reach: its namespaces and its permissions in the mesh namespace."""
+    raw = dict(yaml.safe_load(Path(f"Pulumi.{stack}.yaml").read_text())["config"][CATALOGUE.full_key])
+    platform = subprocess.run(
+        ["pulumi", "stack", "output", "--stack", raw["platformStack"], "--json", "--non-interactive"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    recording = run_catalogue(stack, json.loads(platform.stdout), catalogue=raw)
+    owned = set(validate(raw, f"Pulumi.{stack}.yaml", CATALOGUE).owned_namespaces)  # type: ignore[attr-defined]
+    prefix = f"allow-{raw['name']}-"
+
+    def within(obj: dict[str, Any]) -> bool:
+        meta = obj["metadata"]
+        return meta.get("namespace") in owned or (
+            obj["kind"] == "MeshTrafficPermission" and meta["name"].startswith(prefix)
+        )
+
+    return recording, within
 
 
 def duplicates(state: dict[str, Any]) -> list[str]:
@@ -138,15 +167,8 @@ def duplicates(state: dict[str, Any]) -> list[str]:
     return [f"{kind} {ns}/{name}: held by {urns}" for (kind, ns, name), urns in holders.items() if len(urns) > 1]
 
 
-def main(argv: list[str]) -> int:
-    stack, gone = argv[0], "--gone" in argv
-    recording = run_program(stack, platform=workspace_platform(stack))
-    if recording.error is not None:
-        raise SystemExit(f"the program failed under mocks: {recording.error}")
-    kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
-    objects = recording.kubernetes_objects()
-    computed = provider_computed(recording)
-    problems: list[str] = []
+def compare(kube: Kube, objects: list[RecordedResource], computed: Callable[[Any], bool], gone: bool) -> list[str]:
+    """Each declared object as stored (or, `gone`, absent; waiting up to 90 s for deletions)."""
     deadline = time.monotonic() + (90 if gone else 0)
     while True:
         problems = []
@@ -162,10 +184,23 @@ def main(argv: list[str]) -> int:
                 declared = {k: v for k, v in obj.inputs.items() if k not in {"apiVersion", "kind"}}
                 problems += [f"{where}{d}" for d in differences(declared, live, computed=computed)]
         if not problems or time.monotonic() > deadline:
-            break
+            return problems
         time.sleep(2)
+
+
+def main(argv: list[str]) -> int:
+    stack, gone, catalogue = argv[0], "--gone" in argv, "--catalogue" in argv
+    if catalogue:
+        recording, within = catalogue_run(stack)
+    else:
+        recording, within = run_program(stack, platform=workspace_platform(stack)), lambda _: True
+    if recording.error is not None:
+        raise SystemExit(f"the program failed under mocks: {recording.error}")
+    kube = Kube(Path(os.environ["E2E_CLUSTER_DIR"]))
+    objects = recording.kubernetes_objects()
+    problems = compare(kube, objects, provider_computed(recording), gone)
     if not gone:
-        problems += adr_checks(kube, stack) + strays(kube, objects)
+        problems += ([] if catalogue else adr_checks(kube, stack)) + strays(kube, objects, within)
         if "--state" in argv:
             problems += duplicates(json.loads(Path(argv[argv.index("--state") + 1]).read_text()))
     verb = "absent" if gone else "stored as declared"

@@ -287,6 +287,18 @@ def _delete_namespaces(kube: Kube, args: list[str]) -> int:
     return 0
 
 
+def _wait_gone(kube: Kube, args: list[str]) -> int:
+    """Until no namespace is terminating (their objects are gone), at most `args[0]` seconds (120)."""
+    deadline = time.monotonic() + float(args[0] if args else 120)
+    while time.monotonic() < deadline:
+        phases = [n["status"].get("phase") for n in kube.get("/api/v1/namespaces")["items"]]
+        if "Terminating" not in phases:
+            return 0
+        time.sleep(0.5)
+    print("namespaces still terminating", file=sys.stderr)
+    return 1
+
+
 def _webhook_probe(kube: Kube, args: list[str]) -> int:
     problems = webhook_probe(kube, args[0])
     if problems:
@@ -302,6 +314,7 @@ COMMANDS = {
     "get": _get,
     "count": _count,
     "delete-namespaces": _delete_namespaces,
+    "wait-gone": _wait_gone,
     "webhook-probe": _webhook_probe,
 }
 

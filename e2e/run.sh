@@ -8,7 +8,7 @@
 # Every stack: a bad stack file refused -> the policy pack enforced -> every operator release
 # rendered by the provider's Helm -> preview -> up -> Kong's admission webhook enforced -> no-change
 # preview -> read back (as declared, nothing orphaned, nothing duplicated) -> the pinned hosts' keys
-# are the pins clients get -> destroy -> nothing left.
+# are the pins clients get -> a team's catalogue stack on it -> destroy -> nothing left.
 # Prod also: its first `up` is killed and recovered by the runbook; drift is detected and
 # restored; an `up` survives an API-server outage by a rerun; day-2 changes have exact plans; a
 # destroy is refused (protection) and the stack is torn down the deliberate way.
@@ -192,6 +192,35 @@ outage_survived() {
   "${UP[@]}" >/dev/null
 }
 
+# A team's catalogue stack (catalogue/, project api-catalogue) on the platform stack just deployed:
+# refused when it reaches outside the namespaces the platform gave it, then deployed with the
+# policy pack, read back, a no-change preview, the platform stack's own preview still clean, and
+# destroyed.
+team_catalogue() {
+  local stack="$1" team="$1-research" out rc
+  cd "$WORK/project/catalogue"
+  pulumi stack init "$team" --non-interactive >/dev/null 2>&1 || pulumi stack select "$team" --non-interactive
+  pulumi config set --path catalogue.cluster.context e2e
+  pulumi config set --path catalogue.cluster.kubeconfigPath "$KUBECONFIG"
+  pulumi config set --path catalogue.cluster.skipAwait true
+  pulumi config set --path catalogue.cluster.deletionPropagation background
+  pulumi config set --path 'catalogue.catalogue.apis[0].backend.namespace' ai-services
+  set +e; out="$(pulumi preview --non-interactive 2>&1)"; rc=$?; set -e
+  pulumi config set --path 'catalogue.catalogue.apis[0].backend.namespace' research
+  [ $rc -ne 0 ] && grep -q "refused by the platform stack organization/api-platform/$stack" <<<"$out" &&
+    grep -q "namespace ai-services is not one the platform gave catalogue research" <<<"$out" &&
+    ! grep -q "Traceback" <<<"$out" && ! grep -qE "^ *\+ +kubernetes:" <<<"$out" ||
+    { echo "$out" >&2; echo "the platform did not refuse a catalogue outside its namespaces" >&2; return 1; }
+  pulumi preview --non-interactive "${POLICY[@]}" >/dev/null
+  "${UP[@]}" "${POLICY[@]}" >/dev/null
+  pulumi preview --non-interactive --expect-no-changes >/dev/null
+  pulumi stack export --file "$WORK/catalogue-state.json"
+  "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$team" --catalogue --state "$WORK/catalogue-state.json"
+  (cd "$WORK/project" && pulumi preview --non-interactive --expect-no-changes >/dev/null)
+  pulumi destroy --yes --non-interactive --skip-preview >/dev/null
+  "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$team" --catalogue --gone
+}
+
 # Protection: a destroy of prod is refused and changes nothing.
 destroy_refused() {
   expect_failure "because it is protected" pulumi destroy --yes --non-interactive
@@ -225,6 +254,7 @@ for stack in "${STACKS[@]}"; do
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes
   step "$stack:read-back" read_back "$stack"
   step "$stack:served-pins" "$E2E_PYTHON" "$ROOT/e2e/served_pins.py"
+  step "$stack:team-catalogue" team_catalogue "$stack"
   if [ "$stack" = prod ]; then
     step "$stack:drift-detected-and-restored" drift_detected_and_restored
     step "$stack:outage-survived" outage_survived "$stack"

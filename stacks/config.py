@@ -803,8 +803,9 @@ class PinnedHostConfig(StrictModel):
         return self
 
 
-class ApisConfig(StrictModel):
-    """The API catalogue: APIs, consumers and the gateway-wide edge settings."""
+class CatalogueConfig(StrictModel):
+    """An API catalogue: APIs, consumers, pinned hosts and how their limits are counted. The
+    platform stack's own (`catalogue`), or a team's catalogue stack (see CatalogueStackConfig)."""
 
     apis: list[ApiConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
@@ -815,19 +816,19 @@ class ApisConfig(StrictModel):
         default="local", description="local: per-pod counters; redis: shared; cluster: in PostgreSQL"
     )
     redis_host: str | None = None
-    edge: EdgeProtectionConfig = EdgeProtectionConfig()
-    trusted_ips: list[str] = Field(
-        default_factory=lambda: ["0.0.0.0/0", "::/0"], description="proxies whose client-IP header Kong trusts"
-    )
-    real_ip_header: str = "X-Forwarded-For"
     oauth2_token_ttl_s: int = Field(default=3600, ge=60)
 
     @property
     def by_name(self) -> dict[str, ApiConfig]:
         return {api.name: api for api in self.apis}
 
+    @property
+    def namespaces(self) -> list[str]:
+        """The namespaces the catalogue's objects live in, in order of first use."""
+        return list(dict.fromkeys(api.backend.namespace for api in self.apis))
+
     @model_validator(mode="after")
-    def _catalogue(self) -> ApisConfig:
+    def _catalogue(self) -> CatalogueConfig:
         names = [a.name for a in self.apis]
         if len(set(names)) != len(names):
             raise ValueError(f"API names repeat: {sorted({n for n in names if names.count(n) > 1})}")
@@ -855,6 +856,7 @@ class ApisConfig(StrictModel):
             if host not in hosts:
                 raise ValueError(f"pinnedHosts: {host} is not a host of any API ({name_hint(host, hosts)})")
         self._one_namespace_per_ca()
+        check_api_references(self.apis)
         return self
 
     def _one_namespace_per_ca(self) -> None:
@@ -876,6 +878,53 @@ class ApisConfig(StrictModel):
     @property
     def pinned(self) -> dict[str, PinnedHostConfig]:
         return {p.host: p for p in self.pinned_hosts}
+
+    def production_problems(self) -> list[str]:
+        """What prod refuses in any catalogue."""
+        return [
+            f"API {api.name}: backend.external.pins are required in prod (one per CA certificate)"
+            for api in self.apis
+            if api.backend.external and not api.backend.external.pins
+        ]
+
+
+def check_api_references(apis: list[ApiConfig]) -> None:
+    """Backends call APIs of the same catalogue, in the mesh; AI routes name cluster Services."""
+    by_name = {api.name: api for api in apis}
+    for api in apis:
+        unknown = sorted(set(api.backend.calls) - by_name.keys())
+        if unknown:
+            raise ValueError(f"API {api.name}: backend.calls names unknown APIs {unknown} (mesh permission)")
+        external = sorted(called for called in api.backend.calls if by_name[called].backend.external)
+        if external:
+            raise ValueError(
+                f"API {api.name}: backend.calls names {external}, whose backends are external "
+                "(outside the mesh, nothing to permit)"
+            )
+        for target in api.ai_routing.targets() if api.ai_routing else []:
+            if not re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.cluster\.local)?$", target.host):
+                raise ValueError(
+                    f"API {api.name}: AI route host {target.host!r} must be a cluster Service "
+                    "(<name>.<namespace>.svc) so the mesh can permit Kong to reach it"
+                )
+
+
+class ApisConfig(CatalogueConfig):
+    """The platform stack's catalogue, with the gateway-wide edge settings."""
+
+    edge: EdgeProtectionConfig = EdgeProtectionConfig()
+    trusted_ips: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"], description="proxies whose client-IP header Kong trusts"
+    )
+    real_ip_header: str = "X-Forwarded-For"
+
+
+class CatalogueRegistration(StrictModel):
+    """A team's catalogue stack (project api-catalogue) and the application namespaces it owns: its
+    objects live there and nowhere else, so catalogues never touch each other's objects."""
+
+    name: K8sName
+    namespaces: list[K8sName] = Field(min_length=1)
 
 
 # ---- the service mesh (Kuma) ----------------------------------------------------------------------
@@ -1097,6 +1146,10 @@ class PlatformConfig(StrictModel):
     kong: KongConfig = Field(default=KongConfig(), description="the gateway and its ingress controller")
     cert_manager: CertManagerConfig = Field(default=CertManagerConfig(), description="TLS certificates")
     catalogue: ApisConfig = Field(default=ApisConfig(), description="APIs, consumers and edge protection")
+    catalogues: list[CatalogueRegistration] = Field(
+        default_factory=list,
+        description="teams' catalogue stacks (project api-catalogue) and the application namespaces each owns",
+    )
     mesh: MeshConfig = Field(default=MeshConfig(), description="the Kuma service mesh")
     observability: ObservabilityConfig = Field(default=ObservabilityConfig(), description="metrics, logs, traces")
     protection: ProtectionConfig = Field(default=ProtectionConfig(), description="protection of stateful objects")
@@ -1204,25 +1257,8 @@ class PlatformConfig(StrictModel):
 
     @model_validator(mode="after")
     def _mesh_references(self) -> PlatformConfig:
-        """Mesh permissions and overrides name APIs of the catalogue with backends in the mesh; AI
-        routes name cluster Services."""
+        """Mesh overrides name APIs of the platform's catalogue with backends in the mesh."""
         apis = self.catalogue.by_name
-        for api in self.catalogue.apis:
-            unknown = sorted(set(api.backend.calls) - apis.keys())
-            if unknown:
-                raise ValueError(f"API {api.name}: backend.calls names unknown APIs {unknown} (mesh permission)")
-            external = sorted(called for called in api.backend.calls if apis[called].backend.external)
-            if external:
-                raise ValueError(
-                    f"API {api.name}: backend.calls names {external}, whose backends are external "
-                    "(outside the mesh, nothing to permit)"
-                )
-            for target in api.ai_routing.targets() if api.ai_routing else []:
-                if not re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.cluster\.local)?$", target.host):
-                    raise ValueError(
-                        f"API {api.name}: AI route host {target.host!r} must be a cluster Service "
-                        "(<name>.<namespace>.svc) so the mesh can permit Kong to reach it"
-                    )
         overridden: dict[BackendKey, str] = {}
         for override in self.mesh.overrides:
             if override.api not in apis:
@@ -1240,6 +1276,32 @@ class PlatformConfig(StrictModel):
                     "so give it one override"
                 )
             overridden[backend.workload] = override.api
+        return self
+
+    @model_validator(mode="after")
+    def _catalogue_registrations(self) -> PlatformConfig:
+        """A registered catalogue owns application namespaces the platform creates, alone."""
+        applications = {ns.name for ns in self.namespaces.applications}
+        owner: dict[str, str] = {}
+        names = [c.name for c in self.catalogues]
+        if len(set(names)) != len(names):
+            raise ValueError(f"catalogues: names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+        for registration in self.catalogues:
+            for ns in registration.namespaces:
+                if ns not in applications:
+                    raise ValueError(
+                        f"catalogues: {registration.name} owns namespace {ns}, which is not one of "
+                        f"namespaces.applications ({name_hint(ns, applications)})"
+                    )
+                other = owner.setdefault(ns, registration.name)
+                if other != registration.name:
+                    raise ValueError(f"catalogues: namespace {ns} is owned by both {other} and {registration.name}")
+        for api in self.catalogue.apis:
+            if api.backend.namespace in owner:
+                raise ValueError(
+                    f"API {api.name}: namespace {api.backend.namespace} belongs to the catalogue stack "
+                    f"{owner[api.backend.namespace]}; the platform's own catalogue uses other namespaces"
+                )
         return self
 
     @model_validator(mode="after")
@@ -1267,9 +1329,55 @@ class PlatformConfig(StrictModel):
             problems.append(f"mesh.mtlsMode must be STRICT in prod (got {self.mesh.mtls_mode})")
         if not self.protection.protect:
             problems.append("protection.protect must be true in prod (the database and Elasticsearch)")
-        for api in self.catalogue.apis:
-            if api.backend.external and not api.backend.external.pins:
-                problems.append(f"API {api.name}: backend.external.pins are required in prod (one per CA certificate)")
+        problems += self.catalogue.production_problems()
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+
+class CatalogueStackConfig(StrictModel):
+    """The whole `api-catalogue:catalogue` object of a team's catalogue stack: its APIs and consumers,
+    deployed on a platform stack whose outputs it reads (a StackReference), in the namespaces the
+    platform registered for it (`catalogues` in the platform's stack file)."""
+
+    name: K8sName = Field(description="the catalogue's name, as registered in the platform's `catalogues`")
+    platform_stack: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="the platform stack, fully qualified: <organization>/api-platform/<stack>",
+    )
+    environment: Literal["dev", "prod"]
+    cluster: ClusterConfig = Field(default=ClusterConfig(), description="the Kubernetes provider's target")
+    labels: Labels = Field(default_factory=dict, description="extra labels on every Kubernetes object")
+    protection: ProtectionConfig = Field(
+        default=ProtectionConfig(), description="protection of the keys clients pin or hold (prod: required)"
+    )
+    consumers_namespace: K8sName | None = Field(
+        default=None, description="where the consumers and their credentials live; default: the first APIs' namespace"
+    )
+    catalogue: CatalogueConfig = Field(default=CatalogueConfig(), description="the APIs, consumers and pinned hosts")
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def owned_namespaces(self) -> list[str]:
+        """Every namespace the stack puts objects in (checked against the platform's registration)."""
+        consumers = [self.consumer_namespace] if self.catalogue.consumers else []
+        return list(dict.fromkeys([*self.catalogue.namespaces, *consumers]))
+
+    @property
+    def consumer_namespace(self) -> str:
+        return self.consumers_namespace or (self.catalogue.namespaces or [""])[0]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogueStackConfig:
+        if self.catalogue.consumers and not self.consumer_namespace:
+            raise ValueError("consumersNamespace is required when the catalogue has consumers but no APIs")
+        if self.is_prod:
+            problems = self.catalogue.production_problems()
+            if not self.protection.protect:
+                problems.append("protection.protect must be true in prod (the keys clients pin or hold)")
+            if problems:
+                raise ValueError("; ".join(problems))
         return self

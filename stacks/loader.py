@@ -1,9 +1,10 @@
 """Loading and validating a stack's configuration, with one readable error for bad input.
 
-`load_platform_config()` reads the `api-platform:platform` object through Pulumi's config (what
-`pulumi up` does); `load_stack_file()` reads a `Pulumi.<stack>.yaml` directly (what editors,
-reviewers and tests do, with no Pulumi engine). Both raise `ConfigError`, whose message names
-the stack file, the key path and what is wrong.
+Two projects share the code: the platform (`api-platform`, one `platform` object) and the teams'
+catalogue stacks (`api-catalogue`, one `catalogue` object). `load_config()` reads the running
+stack's object through Pulumi's config (what `pulumi up` does); `load_stack_file()` reads a
+`Pulumi.<stack>.yaml` directly (what editors, reviewers and tests do, with no Pulumi engine). Both
+raise `ConfigError`, whose message names the stack file, the key path and what is wrong.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from stacks.config import PlatformConfig
+from stacks.config import CatalogueStackConfig, PlatformConfig
 
 PROJECT = "api-platform"
 PLATFORM_KEY = "platform"
@@ -37,6 +39,25 @@ SECURE_KEYS = {
 
 class ConfigError(Exception):
     """A stack configuration that cannot be deployed; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Pulumi project of this repository: its one configuration object and its secure keys."""
+
+    name: str
+    key: str
+    model: type[BaseModel]
+    secure_keys: Mapping[str, str]
+
+    @property
+    def full_key(self) -> str:
+        return f"{self.name}:{self.key}"
+
+
+PLATFORM = Project(PROJECT, PLATFORM_KEY, PlatformConfig, SECURE_KEYS)
+CATALOGUE = Project("api-catalogue", "catalogue", CatalogueStackConfig, {})
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def stack_file_name(stack: str) -> str:
@@ -70,17 +91,17 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _format_path(loc: Sequence[int | str]) -> str:
-    path = FULL_KEY
+def _format_path(loc: Sequence[int | str], full_key: str) -> str:
+    path = full_key
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind, loc = error["type"], error["loc"]
     if kind == "extra_forbidden":
-        parent = _field_model(PlatformConfig, loc[:-1])
+        parent = _field_model(model, loc[:-1])
         allowed = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else []
         return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
@@ -123,9 +144,9 @@ def _setting_paths(model: type[BaseModel], prefix: str = "") -> dict[str, list[s
     return found
 
 
-def stray_key_hint(name: str) -> str:
+def stray_key_hint(name: str, project: Project = PLATFORM) -> str:
     """What a project-namespace key was probably meant to be, as the command that sets it."""
-    settings = _setting_paths(PlatformConfig)
+    settings = _setting_paths(project.model)
     paths = settings.get(name.lower())
     if not paths:  # `kongImage` -> kong.image
         words = ".".join(w.lower() for w in re.findall(r"[a-z0-9]+|[A-Z][a-z0-9]*", name))
@@ -134,54 +155,72 @@ def stray_key_hint(name: str) -> str:
         close = difflib.get_close_matches(name.lower(), settings, n=1)
         paths = settings[close[0]] if close else []
     if not paths:
-        return f"every setting lives in the {PLATFORM_KEY} object (see docs/configuration.md)"
-    commands = [f"`pulumi config set --path {PLATFORM_KEY}.{path} <value>`" for path in sorted(paths)[:4]]
+        return f"every setting lives in the {project.key} object (see docs/configuration.md)"
+    commands = [f"`pulumi config set --path {project.key}.{path} <value>`" for path in sorted(paths)[:4]]
     more = f" (and {len(paths) - 4} more places)" if len(paths) > 4 else ""
-    return "settings live in the platform object: " + " or ".join(commands) + more
+    return f"settings live in the {project.key} object: " + " or ".join(commands) + more
 
 
-def check_keys(keys: Iterable[str], source: str) -> None:
+def check_keys(keys: Iterable[str], source: str, project: Project = PLATFORM) -> None:
     """Refuse a key in the project's namespace that the program would ignore (`pulumi config set
-    minReplicas 5` writes `api-platform:minReplicas`): only the platform object and the secure keys."""
-    allowed = {FULL_KEY, *(f"{PROJECT}:{key}" for key in SECURE_KEYS)}
-    stray = sorted(k for k in keys if k.startswith(f"{PROJECT}:") and k not in allowed)
+    minReplicas 5` writes `api-platform:minReplicas`): only the project's object and secure keys."""
+    allowed = {project.full_key, *(f"{project.name}:{key}" for key in project.secure_keys)}
+    stray = sorted(k for k in keys if k.startswith(f"{project.name}:") and k not in allowed)
     if stray:
-        lines = [f"  - {key}: not a setting of this project; {stray_key_hint(key.split(':', 1)[1])}" for key in stray]
+        lines = [
+            f"  - {key}: not a setting of this project; {stray_key_hint(key.split(':', 1)[1], project)}"
+            for key in stray
+        ]
         raise ConfigError(f"{source}: unknown configuration key{'s' if len(stray) > 1 else ''}:\n" + "\n".join(lines))
 
 
-def format_validation_error(source: str, exc: ValidationError, raw: object = None) -> str:
+def format_validation_error(source: str, exc: ValidationError, raw: object = None, project: Project = PLATFORM) -> str:
     errors = exc.errors()
     lines = [f"{source}: invalid stack configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
     for error in errors:
-        lines.append(f"  - {_format_path(error['loc'])}{_subject(raw, error['loc'])}: {_describe(error)}")
+        where = _format_path(error["loc"], project.full_key) + _subject(raw, error["loc"])
+        lines.append(f"  - {where}: {_describe(error, project.model)}")
     return "\n".join(lines)
+
+
+def validate(raw: object, source: str, project: Project) -> BaseModel:
+    """Validate the raw value of the project's object read from `source`."""
+    if raw is None:
+        raise ConfigError(f"{source}: required key {project.full_key} is missing (see docs/configuration.md)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {project.full_key} must be an object, got {type(raw).__name__}")
+    try:
+        return project.model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc, raw, project)) from None
 
 
 def validate_platform(raw: object, source: str) -> PlatformConfig:
     """Validate the raw `api-platform:platform` value read from `source`."""
-    if raw is None:
-        raise ConfigError(f"{source}: required key {FULL_KEY} is missing (see docs/configuration.md)")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {FULL_KEY} must be an object, got {type(raw).__name__}")
-    try:
-        return PlatformConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc, raw)) from None
+    return as_model(validate(raw, source, PLATFORM), PlatformConfig)
 
 
-def load_platform_config() -> PlatformConfig:
+def as_model(value: BaseModel, model: type[Model]) -> Model:
+    assert isinstance(value, model), type(value)
+    return value
+
+
+def load_config(project: Project) -> BaseModel:
     """Read and validate the running stack's configuration through Pulumi."""
     source = stack_file_name(pulumi.get_stack())
-    check_keys(pulumi.runtime.config.CONFIG.get(), source)
-    text = pulumi.Config(PROJECT).get(PLATFORM_KEY)
+    check_keys(pulumi.runtime.config.CONFIG.get(), source, project)
+    text = pulumi.Config(project.name).get(project.key)
     if text is None:
-        return validate_platform(None, source)
+        return validate(None, source, project)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: {FULL_KEY} is not a valid object: {exc}") from None
-    return validate_platform(raw, source)
+        raise ConfigError(f"{source}: {project.full_key} is not a valid object: {exc}") from None
+    return validate(raw, source, project)
+
+
+def load_platform_config() -> PlatformConfig:
+    return as_model(load_config(PLATFORM), PlatformConfig)
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
@@ -199,7 +238,12 @@ def read_stack_file(path: Path) -> dict[str, Any]:
 
 
 def load_stack_file(path: Path) -> PlatformConfig:
-    """Validate a `Pulumi.<stack>.yaml` without the Pulumi engine."""
+    """Validate a platform `Pulumi.<stack>.yaml` without the Pulumi engine."""
+    return as_model(load_project_stack_file(path, PLATFORM), PlatformConfig)
+
+
+def load_project_stack_file(path: Path, project: Project) -> BaseModel:
+    """Validate a stack file of either project without the Pulumi engine."""
     config = read_stack_file(path)
-    check_keys(config, path.name)
-    return validate_platform(config.get(FULL_KEY), path.name)
+    check_keys(config, path.name, project)
+    return validate(config.get(project.full_key), path.name, project)

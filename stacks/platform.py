@@ -13,8 +13,7 @@ import pulumi_kubernetes as k8s
 from components.cert_manager import CertManager, CertManagerArgs
 from components.elasticsearch import Elasticsearch, ElasticsearchArgs, Writer
 from components.k8s import HelmChart, ObjectDefaults, Protection, Resources, set_object_defaults
-from components.kong_apis import AiRoutingSpec, ApiSpec, ExternalUpstreamSpec, KongApis, KongApisArgs
-from components.kong_consumers import ConsumerSpec, JwtKey, KongConsumers, KongConsumersArgs
+from components.kong_apis import EdgeSpec
 from components.kong_controller import (
     AdmissionWebhookSpec,
     KongIngressController,
@@ -32,9 +31,16 @@ from components.kong_gateway import (
 from components.logging import Logging, LoggingArgs
 from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
-from components.pinned_hosts import PinnedHosts, PinnedHostsArgs, PinnedHostSpec, pinned_secret_name
 from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
-from components.service_mesh import Permission, Resilience, ServiceMesh, ServiceMeshArgs, Workload
+from components.service_mesh import (
+    MESH_NAME,
+    Permission,
+    Resilience,
+    ServiceMesh,
+    ServiceMeshArgs,
+    Workload,
+    allow_from,
+)
 from components.tracing import (
     COLLECTOR,
     OTLP_GRPC_PORT,
@@ -43,9 +49,8 @@ from components.tracing import (
     TracingArgs,
     kong_tracing_env,
 )
+from stacks.catalogue import CatalogueContext, backend_workload, build_catalogue, catalogue_permissions
 from stacks.config import (
-    ApiConfig,
-    BackendKey,
     ClusterConfig,
     HelmReleaseConfig,
     PlatformConfig,
@@ -184,84 +189,39 @@ def edge_env(cfg: PlatformConfig) -> dict[str, str]:
     }
 
 
-def api_spec(api: ApiConfig) -> ApiSpec:
-    routing = None
-    if api.ai_routing:
-        routing = AiRoutingSpec(
-            header=api.ai_routing.header,
-            body_field=api.ai_routing.body_field,
-            routes=[r.model_dump() for r in api.ai_routing.routes],
-            fallback=[f.model_dump() for f in api.ai_routing.fallback],
-        )
-    external = api.backend.external
-    return ApiSpec(
-        name=api.name,
-        hosts=list(api.hosts),
-        paths=list(api.paths),
-        namespace=api.backend.namespace,
-        selector=dict(api.backend.selector) if api.backend.selector else None,
-        external=ExternalUpstreamSpec(external.host, list(external.ca_certificates), external.verify_depth)
-        if external
-        else None,
-        port=api.backend.port,
-        health_path=api.backend.health_path,
-        auth=api.auth,
-        oidc=api.oidc.model_dump() if api.oidc else None,
-        allowed_groups=list(api.allowed_groups),
-        scopes=list(api.scopes),
-        rate_limit=api.rate_limit.model_dump(exclude_none=True),
-        retries=api.retries,
-        connect_timeout_ms=api.connect_timeout_ms,
-        read_timeout_ms=api.read_timeout_ms,
-        write_timeout_ms=api.write_timeout_ms,
-        max_body_mb=api.max_body_mb,
-        ai_routing=routing,
-    )
-
-
 KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from it
 LOG_WRITER, TRACE_WRITER = "fluent-bit", "jaeger"  # Elasticsearch users of the log and trace shippers
 
 
-def backend_workload(api: ApiConfig) -> Workload:
-    """The data planes of an API's backend in the mesh, named after the API."""
-    return Workload(api.name, api.backend.namespace, api.backend.selector or {})
+def kong_workload(cfg: PlatformConfig) -> Workload:
+    return Workload(KONG, cfg.namespaces.gateway.name, gateway_selector(KONG))
+
+
+def scrapers(cfg: PlatformConfig) -> list[Workload]:
+    monitoring = cfg.mesh.monitoring_namespace
+    return [Workload("monitoring", monitoring)] if monitoring else []
 
 
 def mesh_permissions(cfg: PlatformConfig) -> list[Permission]:
-    """Deny by default; allow exactly what the catalogue implies.
+    """Kong (and monitoring) to the platform's own catalogue, deny by default (see catalogue_permissions)."""
+    return catalogue_permissions(cfg.catalogue.apis, [kong_workload(cfg)], scrapers(cfg))
 
-    One permission per distinct backend (namespace and selector), named after the first API routed
-    to it: APIs that share a backend (versions, extra paths) share its permission.
-    """
-    kong = Workload(KONG, cfg.namespaces.gateway.name, gateway_selector(KONG))
-    monitoring = cfg.mesh.monitoring_namespace
-    scrapers = [Workload("monitoring", monitoring)] if monitoring else []
 
-    backends: dict[BackendKey, Workload] = {}
-    for api in cfg.catalogue.apis:
-        if api.backend.selector:  # an external backend is outside the mesh
-            backends.setdefault(api.backend.workload, backend_workload(api))
-    callers: dict[BackendKey, list[Workload]] = {key: [] for key in backends}
-    by_name = cfg.catalogue.by_name
-    for caller in cfg.catalogue.apis:
-        for called in caller.backend.calls:  # both in the mesh (stacks.config checks)
-            caller_workload = backends[caller.backend.workload]
-            sources = callers[by_name[called].backend.workload]
-            if caller_workload not in sources:
-                sources.append(caller_workload)
-    permissions = [Permission(backend, [kong, *callers[key], *scrapers]) for key, backend in backends.items()]
-    ai_targets = {
-        (target.host, target.port)
-        for api in cfg.catalogue.apis
-        if api.ai_routing
-        for target in api.ai_routing.targets()
+def catalogue_context_output(cfg: PlatformConfig, issuer: str) -> dict[str, Any]:
+    """What a team's catalogue stack reads from this stack (StackReference output catalogueContext)."""
+    return {
+        "environment": cfg.environment,
+        "ingressClass": cfg.kong.controller.ingress_class,
+        "issuer": issuer,
+        "certificateDuration": cfg.cert_manager.certificate_duration,
+        "renewBefore": cfg.cert_manager.renew_before,
+        "meshNamespace": cfg.mesh.release.namespace,
+        "meshName": MESH_NAME,
+        # `from` entries a catalogue's permissions add: Kong to everything, monitoring to backends
+        "gatewaySources": allow_from([kong_workload(cfg)]),
+        "monitoringSources": allow_from(scrapers(cfg)),
+        "catalogues": {c.name: list(c.namespaces) for c in cfg.catalogues},
     }
-    for host, port in sorted(ai_targets):
-        service, namespace = host.split(".")[:2]
-        upstream = Workload(f"{service}-{port}", service_tag=f"{service}_{namespace}_svc_{port}")
-        permissions.append(Permission(upstream, [kong]))
-    return permissions
 
 
 def collector_address(cfg: PlatformConfig) -> str:
@@ -487,63 +447,23 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(depends_on=[gateway])),
     )
     catalogue = cfg.catalogue
-    pinned = PinnedHosts(
-        "pinned-hosts",
-        PinnedHostsArgs(
-            hosts=[
-                PinnedHostSpec(
-                    p.host,
-                    list(p.keys),
-                    sorted({api.backend.namespace for api in catalogue.apis if p.host in api.hosts}),
-                )
-                for p in catalogue.pinned_hosts
-            ],
-            issuer=certificates.issuer(cfg.cert_manager.issuer),
+    issuer = certificates.issuer(cfg.cert_manager.issuer)
+    apis = build_catalogue(
+        catalogue,
+        CatalogueContext(
+            ingress_class=ingress_class,
+            issuer=issuer,
             certificate_duration=cfg.cert_manager.certificate_duration,
             renew_before=cfg.cert_manager.renew_before,
             protection=protection(cfg),
-            depends_on=certificates.ready,
-        ),
-        in_namespaces,
-    )
-    KongApis(
-        "apis",
-        KongApisArgs(
-            apis=[api_spec(api) for api in catalogue.apis],
-            ingress_class=ingress_class,
-            issuer=certificates.issuer(cfg.cert_manager.issuer),
-            certificate_duration=cfg.cert_manager.certificate_duration,
-            renew_before=cfg.cert_manager.renew_before,
-            rate_limit_policy=catalogue.rate_limit_policy,
-            redis_host=catalogue.redis_host,
-            oauth2_token_ttl_s=catalogue.oauth2_token_ttl_s,
-            ip_allow_list=list(catalogue.edge.ip_allow_list),
-            ip_deny_list=list(catalogue.edge.ip_deny_list),
-            bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
-            global_plugins=[tracing.kong_plugin],
-            pinned_tls={p.host: pinned_secret_name(p.host, p.keys[0]) for p in catalogue.pinned_hosts},
-            depends_on=[*controller.ready, *certificates.ready, pinned],
-        ),
-        in_namespaces,
-    )
-    consumers = KongConsumers(
-        "consumers",
-        KongConsumersArgs(
-            namespace=cfg.namespaces.gateway.name,
-            ingress_class=ingress_class,
-            consumers=[
-                ConsumerSpec(
-                    username=c.username,
-                    groups=list(c.groups),
-                    jwt_keys=[JwtKey(k.issuer, k.public_key) for k in c.jwt_keys],
-                    generate_jwt_key=c.generate_jwt_key,
-                    api_key_rotations=list(c.api_key_rotations),
-                    oauth2_client=c.oauth2_client,
-                )
-                for c in catalogue.consumers
-            ],
-            protection=protection(cfg),
-            depends_on=controller.ready,
+            consumers_namespace=cfg.namespaces.gateway.name,
+            edge=EdgeSpec(
+                ip_allow_list=list(catalogue.edge.ip_allow_list),
+                ip_deny_list=list(catalogue.edge.ip_deny_list),
+                bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
+                global_plugins=[tracing.kong_plugin],
+            ),
+            depends_on=[*controller.ready, *certificates.ready],
         ),
         in_namespaces,
     )
@@ -568,9 +488,6 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
         if cfg.observability.elasticsearch.kibana
         else None,
         "metrics": f"http://{KONG}-status.{cfg.namespaces.gateway.name}.svc:8100/metrics",
-        "consumerApiKeys": pulumi.Output.secret(consumers.api_keys),
-        "consumerOauth2Clients": pulumi.Output.secret(consumers.oauth2_clients),
-        "consumerJwtPrivateKeys": pulumi.Output.secret(consumers.jwt_private_keys),
-        # What clients pin for the pinned hosts: the served key and every key's pin-sha256.
-        "gatewayPins": pinned.pins,
+        **apis.outputs(),
+        "catalogueContext": catalogue_context_output(cfg, issuer),
     }

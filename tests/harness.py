@@ -28,7 +28,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from stacks.loader import FULL_KEY, PROJECT, SECURE_KEYS, ConfigError, validate_platform
+from stacks.loader import CATALOGUE, FULL_KEY, PROJECT, SECURE_KEYS, ConfigError, validate_platform
 
 # What the secure keys hold in tests (a stack's real values are set with `--secret`).
 PLACEHOLDER_SECRETS = {f"{PROJECT}:{key}": f"placeholder-{key}" for key in SECURE_KEYS}
@@ -217,10 +217,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
     the Kubernetes provider for are checked by the chart tests with the real Helm instead.
     """
 
-    def __init__(self, recording: Recording):
+    def __init__(self, recording: Recording, stack_outputs: dict[str, dict[str, Any]] | None = None):
         self.recording = recording
+        self.stack_outputs = stack_outputs or {}  # what StackReferences read: stack name -> outputs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = str(args.inputs["name"])
+            if name not in self.stack_outputs:
+                raise RuntimeError(f"no stack {name} (StackReference)")
+            return name, {"name": name, "outputs": self.stack_outputs[name], "secretOutputNames": []}
         compute = COMPUTED_OUTPUTS.get(args.typ)
         computed = compute(args.name, dict(args.inputs)) if compute else {}
         if computed:
@@ -275,9 +281,9 @@ class RecordingMonitor(CountingMonitor):
         return response
 
 
-def stack_config(stack: str) -> dict[str, Any]:
+def stack_config(stack: str, project_dir: Path = ROOT) -> dict[str, Any]:
     """The `config:` mapping of `Pulumi.<stack>.yaml`, as committed."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text())
     return dict(document.get("config") or {})
 
 
@@ -334,18 +340,52 @@ def run_program(
         secret_keys.append(key)
     recording = Recording()
     monitor = (RecordingMonitor if record else CountingMonitor)(RecordingMocks(recording), recording)
-    contextvars.Context().run(_run, stack, values, secret_keys, monitor, program or ROOT / "__main__.py")
+    contextvars.Context().run(_run, PROJECT, stack, values, secret_keys, monitor, program or ROOT / "__main__.py")
+    return recording
+
+
+CATALOGUE_DIR = ROOT / "catalogue"
+
+
+def catalogue_object(stack: str) -> dict[str, Any]:
+    """A deep copy of a catalogue stack's `api-catalogue:catalogue` object."""
+    return copy.deepcopy(stack_config(stack, CATALOGUE_DIR)[CATALOGUE.full_key])
+
+
+def run_catalogue(
+    stack: str,
+    platform_outputs: dict[str, Any],
+    catalogue: dict[str, Any] | None = None,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    record: bool = True,
+) -> Recording:
+    """Run a team catalogue stack (catalogue/__main__.py) under recording mocks, its StackReference
+    reading `platform_outputs` (a platform Recording's outputs)."""
+    raw = catalogue if catalogue is not None else catalogue_object(stack)
+    if mutate is not None:
+        raw = copy.deepcopy(raw)
+        mutate(raw)
+    recording = Recording()
+    mocks = RecordingMocks(recording, {str(raw.get("platformStack")): platform_outputs})
+    monitor = (RecordingMonitor if record else CountingMonitor)(mocks, recording)
+    values = {CATALOGUE.full_key: json.dumps(raw)}
+    contextvars.Context().run(_run, CATALOGUE.name, stack, values, [], monitor, CATALOGUE_DIR / "__main__.py")
     return recording
 
 
 def _run(
-    stack: str, config: dict[str, str], secret_keys: list[str], monitor: CountingMonitor, program_path: Path
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    monitor: CountingMonitor,
+    program_path: Path,
 ) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     recording = monitor.recording
     try:
-        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(config, secret_keys)
         exports: dict[str, Any] = {}
         original_export = pulumi.export

@@ -73,7 +73,7 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
         "unknown top-level key",
         _with("gatway", {}),
         "api-platform:platform.gatway",
-        "unknown key (allowed: catalogue, certManager, chartsDirectory, cluster",
+        "unknown key (allowed: catalogue, catalogues, certManager, chartsDirectory, cluster",
     ),
     ("unknown nested key", _with("cluster.contxt", "x"), "api-platform:platform.cluster.contxt", "unknown key"),
     ("wrong type", _with("cluster.skipAwait", "sometimes"), "api-platform:platform.cluster.skipAwait", "boolean"),

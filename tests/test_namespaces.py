@@ -13,7 +13,7 @@ def platform_namespaces(run: Recording) -> list[RecordedResource]:
 
 
 def test_each_configured_namespace_exists_once(recordings: dict[str, Recording]) -> None:
-    common = ["ai-services", "databases", "kong", "logging", "observability"]
+    common = ["ai-services", "databases", "kong", "logging", "observability", "research"]
     assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["dev"])) == common
     assert sorted(r.metadata["name"] for r in platform_namespaces(recordings["prod"])) == sorted([*common, "ai-batch"])
 

@@ -86,7 +86,14 @@ def test_missing_platform_object_is_refused() -> None:
 
 def test_offline_validator_command() -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "stacks.validate", "Pulumi.dev.yaml", "Pulumi.prod.yaml"],
+        [
+            sys.executable,
+            "-m",
+            "stacks.validate",
+            "Pulumi.dev.yaml",
+            "Pulumi.prod.yaml",
+            "catalogue/Pulumi.prod-research.yaml",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -94,6 +101,7 @@ def test_offline_validator_command() -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "Pulumi.prod.yaml: valid (prod)" in ok.stdout
+    assert "Pulumi.prod-research.yaml: valid (catalogue research on organization/api-platform/prod)" in ok.stdout
 
 
 def test_a_stray_key_in_the_project_namespace_is_refused_with_the_intended_command() -> None:
@@ -124,6 +132,18 @@ def test_the_offline_validator_refuses_stray_keys_too(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "api-platform:kongImage: not a setting of this project" in run.stderr
     assert "`pulumi config set --path platform.kong.image <value>`" in run.stderr
+
+
+def test_the_offline_validator_reads_a_catalogue_stack_as_one(tmp_path: Path) -> None:
+    stack = yaml.safe_load((ROOT / "catalogue" / "Pulumi.prod-research.yaml").read_text())
+    stack["config"]["api-catalogue:catalogue"]["catalogue"]["apis"][0]["auth"] = "saml"
+    path = tmp_path / "Pulumi.prod-research.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    run = subprocess.run(
+        [sys.executable, "-m", "stacks.validate", str(path)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 1
+    assert "api-catalogue:catalogue.catalogue.apis[0].auth (API papers): Input should be" in run.stderr
 
 
 def test_the_validator_lists_the_pinned_releases() -> None:
