@@ -27,6 +27,7 @@ from components.k8s import (
     restricted_container_security,
     restricted_pod_security,
 )
+from stacks.config import ElasticsearchConfig
 
 ES_API = "elasticsearch.k8s.elastic.co/v1"
 ES_USER = 1000  # the elasticsearch user of the official image
@@ -60,20 +61,10 @@ class Writer:
 @dataclass(frozen=True)
 class ElasticsearchArgs:
     namespace: str
-    name: str
-    version: str
-    nodes: int
-    resources: Resources
-    heap: str
-    storage_size: str
+    config: ElasticsearchConfig  # the cluster, its nodes, storage, retention and Kibana
     ca_issuer: str
     writers: list[Writer]
-    log_retention_days: int
-    trace_retention_days: int
     operator: HelmChart | None = None
-    dedicated_masters: bool = False
-    storage_class: str | None = None
-    kibana: bool = True
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     protection: Protection = field(default_factory=Protection)  # for the Elasticsearch resource
 
@@ -113,7 +104,7 @@ class Elasticsearch(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ElasticsearchArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:observability:Elasticsearch", name, None, opts)
-        ns, cluster = args.namespace, args.name
+        ns, cluster = args.namespace, args.config.name
         labels = app_labels(cluster, "search")
         owners: list[pulumi.Resource] = list(args.depends_on)
         if args.operator:
@@ -200,8 +191,8 @@ class Elasticsearch(pulumi.ComponentResource):
                 "containers": [
                     {
                         "name": "elasticsearch",
-                        "env": [{"name": "ES_JAVA_OPTS", "value": f"-Xms{args.heap} -Xmx{args.heap}"}],
-                        "resources": args.resources.as_dict(),
+                        "env": [{"name": "ES_JAVA_OPTS", "value": f"-Xms{args.config.heap} -Xmx{args.config.heap}"}],
+                        "resources": Resources.of(args.config.resources).as_dict(),
                         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                     }
                 ],
@@ -209,14 +200,14 @@ class Elasticsearch(pulumi.ComponentResource):
         }
         claim: dict[str, object] = {
             "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": args.storage_size}},
+            "resources": {"requests": {"storage": args.config.storage_size}},
         }
-        if args.storage_class:
-            claim["storageClassName"] = args.storage_class
+        if args.config.storage_class:
+            claim["storageClassName"] = args.config.storage_class
         volume = [{"metadata": {"name": "elasticsearch-data"}, "spec": claim}]
         # No mmap: no privileged sysctl init container is needed.
         node_config = {"node.store.allow_mmap": False}
-        if args.dedicated_masters:
+        if args.config.dedicated_masters:
             node_sets = [
                 {
                     "name": "masters",
@@ -227,7 +218,7 @@ class Elasticsearch(pulumi.ComponentResource):
                 },
                 {
                     "name": "data",
-                    "count": args.nodes,
+                    "count": args.config.nodes,
                     "config": {**node_config, "node.roles": ["data", "ingest"]},
                     "podTemplate": pod_template,
                     "volumeClaimTemplates": volume,
@@ -237,7 +228,7 @@ class Elasticsearch(pulumi.ComponentResource):
             node_sets = [
                 {
                     "name": "default",
-                    "count": args.nodes,
+                    "count": args.config.nodes,
                     "config": {**node_config, "node.roles": ["master", "data", "ingest"]},
                     "podTemplate": pod_template,
                     "volumeClaimTemplates": volume,
@@ -249,7 +240,7 @@ class Elasticsearch(pulumi.ComponentResource):
             "Elasticsearch",
             meta(cluster, ns, labels),
             {
-                "version": args.version,
+                "version": args.config.version,
                 "http": {"tls": {"certificate": {"secretName": http_cert_secret}}},
                 "auth": {
                     "roles": [{"secretName": roles.metadata.name}],
@@ -261,17 +252,17 @@ class Elasticsearch(pulumi.ComponentResource):
             },
             child(self, [*owners, http_cert, roles, *realm_secrets], args.protection),
         )
-        if args.kibana:
+        if args.config.kibana:
             custom_resource(
                 f"{name}-kibana",
                 "kibana.k8s.elastic.co/v1",
                 "Kibana",
                 meta(cluster, ns, labels),
-                {"version": args.version, "count": 1, "elasticsearchRef": {"name": cluster}},
+                {"version": args.config.version, "count": 1, "elasticsearchRef": {"name": cluster}},
                 child(self, [*owners, self.elasticsearch]),
             )
         job_labels = {**app_labels(cluster, "index-retention"), "kuma.io/sidecar-injection": "disabled"}
-        script = retention_script({"logs": args.log_retention_days, "jaeger": args.trace_retention_days})
+        script = retention_script({"logs": args.config.log_retention_days, "jaeger": args.config.trace_retention_days})
         k8s.batch.v1.CronJob(
             f"{name}-index-retention",
             metadata=meta(f"{cluster}-retention", ns, job_labels),

@@ -12,6 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from stacks.config import ResourcesConfig
+
 PART_OF = "api-platform"
 MANAGED_BY = "pulumi"
 
@@ -104,6 +106,10 @@ class Resources:
     memory: str
     cpu_limit: str
     memory_limit: str
+
+    @classmethod
+    def of(cls, config: ResourcesConfig) -> Resources:
+        return cls(config.requests.cpu, config.requests.memory, config.limits.cpu, config.limits.memory)
 
     def as_dict(self) -> dict[str, dict[str, str]]:
         """The same, as a plain mapping (for custom resources' pod templates)."""

@@ -27,6 +27,7 @@ from components.k8s import (
     selector_labels,
     spread_over_zones_and_nodes,
 )
+from stacks.config import KongConfig
 
 KONG_USER = 1000  # the `kong` user of the official image
 PROXY_PORT, PROXY_TLS_PORT, ADMIN_TLS_PORT, STATUS_PORT = 8000, 8443, 8444, 8100
@@ -57,38 +58,11 @@ class DatabaseConnection:
 
 
 @dataclass(frozen=True)
-class AutoscalingSpec:
-    min_replicas: int
-    max_replicas: int
-    target_cpu_utilization: int
-    scale_up_stabilization_seconds: int = 0
-    scale_down_stabilization_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class ProxyServiceSpec:
-    type: str = "LoadBalancer"
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    external_traffic_policy: str = "Local"
-    load_balancer_source_ranges: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class KongGatewayArgs:
     namespace: str
-    image: str
+    config: KongConfig  # image, sizing, autoscaling, tuning and the proxy Service, as validated
     database: DatabaseConnection
-    resources: Resources
-    autoscaling: AutoscalingSpec
     admin_clients: Mapping[str, str]  # pod labels allowed to reach the admin API
-    nginx_worker_processes: int = 2
-    pg_pool_size: int = 4
-    pg_ro_pool_size: int = 4
-    mem_cache_size: str = "1024m"
-    max_unavailable: int = 1
-    readiness_failover_tolerance_seconds: int = 90
-    termination_grace_seconds: int = 60
-    proxy: ProxyServiceSpec = field(default_factory=ProxyServiceSpec)
     # Settings other capabilities add (TLS, tracing, ...), as KONG_* environment variables.
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Custom Lua plugins: plugin name -> {file name: source}, mounted at /opt/kong/plugins/<name>.
@@ -142,7 +116,7 @@ class KongGateway(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child(self),
         )
-        slug = version_slug(args.image)
+        slug = version_slug(args.config.image)
         up = self._migration_job(
             f"{name}-migrations-up",
             f"{name}-migrations-up-{slug}",
@@ -161,22 +135,22 @@ class KongGateway(pulumi.ComponentResource):
                 scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                     api_version="apps/v1", kind="Deployment", name=name
                 ),
-                min_replicas=args.autoscaling.min_replicas,
-                max_replicas=args.autoscaling.max_replicas,
+                min_replicas=args.config.autoscaling.min_replicas,
+                max_replicas=args.config.autoscaling.max_replicas,
                 metrics=[
                     k8s.autoscaling.v2.MetricSpecArgs(
                         type="Resource",
                         resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
                             name="cpu",
                             target=k8s.autoscaling.v2.MetricTargetArgs(
-                                type="Utilization", average_utilization=args.autoscaling.target_cpu_utilization
+                                type="Utilization", average_utilization=args.config.autoscaling.target_cpu_utilization
                             ),
                         ),
                     )
                 ],
                 behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
                     scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                        stabilization_window_seconds=args.autoscaling.scale_up_stabilization_seconds,
+                        stabilization_window_seconds=args.config.autoscaling.scale_up_stabilization_seconds,
                         select_policy="Max",
                         policies=[
                             k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=100, period_seconds=15),
@@ -184,7 +158,7 @@ class KongGateway(pulumi.ComponentResource):
                         ],
                     ),
                     scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                        stabilization_window_seconds=args.autoscaling.scale_down_stabilization_seconds,
+                        stabilization_window_seconds=args.config.autoscaling.scale_down_stabilization_seconds,
                         select_policy="Max",
                         policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=10, period_seconds=60)],
                     ),
@@ -196,20 +170,21 @@ class KongGateway(pulumi.ComponentResource):
             f"{name}-pdb",
             metadata=meta(name, ns, self.labels),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=args.max_unavailable,
+                max_unavailable=args.config.max_unavailable,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                 unhealthy_pod_eviction_policy="AlwaysAllow",
             ),
             opts=child(self),
         )
+        proxy = args.config.proxy
         self.proxy_service = self._service(
             "proxy",
             selector,
             [("http", 80, "proxy"), ("https", 443, "proxy-tls")],
-            service_type=args.proxy.type,
-            annotations=args.proxy.annotations,
-            external_traffic_policy=args.proxy.external_traffic_policy if args.proxy.type != "ClusterIP" else None,
-            source_ranges=args.proxy.load_balancer_source_ranges or None,
+            service_type=proxy.type,
+            annotations=proxy.annotations,
+            external_traffic_policy=proxy.external_traffic_policy if proxy.type != "ClusterIP" else None,
+            source_ranges=proxy.load_balancer_source_ranges or None,
         )
         admin = self._service("admin", selector, [("admin-tls", ADMIN_TLS_PORT, "admin-tls")])
         self._service("status", selector, [("status", STATUS_PORT, "status")], extra_labels={"enable-metrics": "true"})
@@ -231,9 +206,9 @@ class KongGateway(pulumi.ComponentResource):
             "KONG_PG_DATABASE": db.database,
             "KONG_PG_SSL": "on",
             "KONG_PG_SSL_VERIFY": "on",
-            "KONG_PG_POOL_SIZE": str(args.pg_pool_size),
+            "KONG_PG_POOL_SIZE": str(args.config.pg_pool_size),
             "KONG_PG_RO_HOST": db.ro_host,
-            "KONG_PG_RO_POOL_SIZE": str(args.pg_ro_pool_size),
+            "KONG_PG_RO_POOL_SIZE": str(args.config.pg_ro_pool_size),
             "KONG_LUA_SSL_TRUSTED_CERTIFICATE": f"system,{PG_CA_MOUNT}/ca.crt",
             "KONG_PREFIX": "/kong_prefix",
             "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT} reuseport backlog=16384, "
@@ -246,12 +221,12 @@ class KongGateway(pulumi.ComponentResource):
             "KONG_STREAM_LISTEN": "off",
             "KONG_CLUSTER_LISTEN": "off",
             "KONG_PORT_MAPS": f"80:{PROXY_PORT}, 443:{PROXY_TLS_PORT}",
-            "KONG_NGINX_WORKER_PROCESSES": str(args.nginx_worker_processes),
+            "KONG_NGINX_WORKER_PROCESSES": str(args.config.nginx_worker_processes),
             "KONG_NGINX_EVENTS_WORKER_CONNECTIONS": "16384",
             "KONG_NGINX_HTTP_KEEPALIVE_REQUESTS": "10000",
             "KONG_UPSTREAM_KEEPALIVE_POOL_SIZE": "512",
             "KONG_UPSTREAM_KEEPALIVE_MAX_REQUESTS": "10000",
-            "KONG_MEM_CACHE_SIZE": args.mem_cache_size,
+            "KONG_MEM_CACHE_SIZE": args.config.mem_cache_size,
             "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
             "KONG_PROXY_ERROR_LOG": "/dev/stderr",
             "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
@@ -310,9 +285,9 @@ class KongGateway(pulumi.ComponentResource):
         volumes_mounts = self._volumes()[1]
         return k8s.core.v1.ContainerArgs(
             name=name,
-            image=self._args.image,
+            image=self._args.config.image,
             env=self._env(),
-            resources=self._args.resources.args(),
+            resources=Resources.of(self._args.config.resources).args(),
             security_context=restricted_container_security(),
             volume_mounts=volumes_mounts,
             **extra,  # type: ignore[arg-type]
@@ -375,7 +350,7 @@ class KongGateway(pulumi.ComponentResource):
                 http_get=probe(path="/status/ready", port="status"),
                 period_seconds=readiness_period,
                 timeout_seconds=5,
-                failure_threshold=math.ceil(args.readiness_failover_tolerance_seconds / readiness_period),
+                failure_threshold=math.ceil(args.config.readiness_failover_tolerance_seconds / readiness_period),
             ),
             lifecycle=k8s.core.v1.LifecycleArgs(
                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(
@@ -404,7 +379,7 @@ class KongGateway(pulumi.ComponentResource):
                     ),
                     spec=self._pod_spec(
                         container,
-                        termination_grace_period_seconds=args.termination_grace_seconds,
+                        termination_grace_period_seconds=args.config.termination_grace_seconds,
                         topology_spread_constraints=spread_over_zones_and_nodes(selector),
                     ),
                 ),

@@ -25,6 +25,7 @@ from components.k8s import (
     meta,
     release_pdb,
 )
+from stacks.config import PoolerConfig
 
 CNPG_API = "postgresql.cnpg.io/v1"
 OPERATOR_RELEASE, BARMAN_RELEASE = "cnpg", "barman-cloud"
@@ -38,15 +39,6 @@ BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 def operator_workload_values(release: HelmChart) -> dict[str, object]:
     """Replicas (leader-elected) and resources, as both CloudNativePG charts name them."""
     return {"replicaCount": release.replicas or 1, "resources": release.resources_dict}
-
-
-@dataclass(frozen=True)
-class PoolerSpec:
-    instances: int
-    pool_mode: str
-    max_client_conn: int
-    default_pool_size: int
-    resources: Resources
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,7 @@ class PostgresClusterArgs:
     synchronous_replicas: int = 0
     storage_class: str | None = None
     required_anti_affinity: bool = False
-    pooler: PoolerSpec | None = None
+    pooler: PoolerConfig | None = None  # None or disabled: no pooler
     backup: BackupSpec | None = None
     pod_monitor: bool = True
     # Namespaces of the database's clients: each gets a Secret with username, password and ca.crt.
@@ -229,7 +221,7 @@ class PostgresCluster(pulumi.ComponentResource):
         )
 
         self.pooler_host = None
-        if args.pooler:
+        if args.pooler and args.pooler.enabled:
             pooler = args.pooler
             pooler_name = f"{cluster}-pooler-rw"
             custom_resource(
@@ -250,7 +242,9 @@ class PostgresCluster(pulumi.ComponentResource):
                     },
                     "template": {
                         "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "pgbouncer", "resources": pooler.resources.as_dict()}]},
+                        "spec": {
+                            "containers": [{"name": "pgbouncer", "resources": Resources.of(pooler.resources).as_dict()}]
+                        },
                     },
                 },
                 child(self, [self.cluster, *crd_owners]),

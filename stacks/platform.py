@@ -21,17 +21,15 @@ from components.kong_controller import (
     controller_selector,
 )
 from components.kong_gateway import (
-    AutoscalingSpec,
     DatabaseConnection,
     KongGateway,
     KongGatewayArgs,
-    ProxyServiceSpec,
     gateway_selector,
 )
 from components.logging import Logging, LoggingArgs
 from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
-from components.postgres import BackupSpec, PoolerSpec, PostgresCluster, PostgresClusterArgs
+from components.postgres import BackupSpec, PostgresCluster, PostgresClusterArgs
 from components.service_mesh import (
     MESH_NAME,
     Permission,
@@ -54,7 +52,6 @@ from stacks.config import (
     ClusterConfig,
     HelmReleaseConfig,
     PlatformConfig,
-    ResourcesConfig,
     quantity_value,
 )
 from stacks.secrets import StackSecrets
@@ -95,10 +92,6 @@ def kubernetes_provider(cluster: ClusterConfig) -> k8s.Provider:
     )
 
 
-def to_resources(cfg: ResourcesConfig) -> Resources:
-    return Resources(cfg.requests.cpu, cfg.requests.memory, cfg.limits.cpu, cfg.limits.memory)
-
-
 def protection(cfg: PlatformConfig) -> Protection:
     return Protection(cfg.protection.protect, cfg.protection.retain_on_delete)
 
@@ -117,7 +110,7 @@ def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig, owns_data: bool =
         cfg.values,
         path=str(path) if path else None,
         replicas=cfg.replicas,
-        resources=to_resources(cfg.resources),
+        resources=Resources.of(cfg.resources),
         protect=owns_data and platform.protection.protect,
     )
 
@@ -138,15 +131,6 @@ def postgres_args(
             access_key_id=secrets.backup_access_key_id,
             secret_access_key=secrets.backup_secret_access_key,
         )
-    pooler = None
-    if pg.pooler.enabled:
-        pooler = PoolerSpec(
-            instances=pg.pooler.instances,
-            pool_mode=pg.pooler.pool_mode,
-            max_client_conn=pg.pooler.max_client_conn,
-            default_pool_size=pg.pooler.default_pool_size,
-            resources=to_resources(pg.pooler.resources),
-        )
     return PostgresClusterArgs(
         namespace=cfg.namespaces.database.name,
         cluster_name=pg.cluster_name,
@@ -156,7 +140,7 @@ def postgres_args(
         owner=pg.owner,
         storage_size=pg.storage_size,
         storage_class=pg.storage_class,
-        resources=to_resources(pg.resources),
+        resources=Resources.of(pg.resources),
         parameters={
             "max_connections": str(pg.max_connections),
             "shared_buffers": f"{memory_mib // 4}MB",
@@ -164,7 +148,7 @@ def postgres_args(
         },
         synchronous_replicas=pg.synchronous_replicas,
         required_anti_affinity=cfg.is_prod,
-        pooler=pooler,
+        pooler=pg.pooler,
         backup=backup,
         pod_monitor=pg.pod_monitor,
         client_namespaces=[cfg.namespaces.gateway.name],
@@ -271,19 +255,9 @@ def observability(
         "elasticsearch",
         ElasticsearchArgs(
             namespace=ns,
-            name=es.name,
-            version=es.version,
-            nodes=es.nodes,
-            dedicated_masters=es.dedicated_masters,
-            resources=to_resources(es.resources),
-            heap=es.heap,
-            storage_size=es.storage_size,
-            storage_class=es.storage_class,
+            config=es,
             ca_issuer=certificates.ca_issuer,
             writers=[Writer(LOG_WRITER, "log-writer", logs_ns), Writer(TRACE_WRITER, "trace-writer", ns)],
-            log_retention_days=es.log_retention_days,
-            trace_retention_days=es.trace_retention_days,
-            kibana=es.kibana,
             operator=to_chart(es.operator, cfg, owns_data=True),
             protection=protection(cfg),
             depends_on=[*after, *certificates.ready],
@@ -345,38 +319,16 @@ def monitoring_args(cfg: PlatformConfig, after: list[pulumi.Resource]) -> Monito
 
 
 def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh) -> KongGatewayArgs:
-    kong = cfg.kong
     return KongGatewayArgs(
         namespace=cfg.namespaces.gateway.name,
-        image=kong.image,
+        config=cfg.kong,
         database=DatabaseConnection(
             host=database.pooler_host or database.rw_host,
             ro_host=database.ro_host,
             database=cfg.postgres.database,
             secret=database.client_secret_name,
         ),
-        resources=to_resources(kong.resources),
-        autoscaling=AutoscalingSpec(
-            min_replicas=kong.autoscaling.min_replicas,
-            max_replicas=kong.autoscaling.max_replicas,
-            target_cpu_utilization=kong.autoscaling.target_cpu_utilization,
-            scale_up_stabilization_seconds=kong.autoscaling.scale_up_stabilization_seconds,
-            scale_down_stabilization_seconds=kong.autoscaling.scale_down_stabilization_seconds,
-        ),
         admin_clients=controller_selector(),
-        nginx_worker_processes=kong.nginx_worker_processes,
-        pg_pool_size=kong.pg_pool_size,
-        pg_ro_pool_size=kong.pg_ro_pool_size,
-        mem_cache_size=kong.mem_cache_size,
-        max_unavailable=kong.max_unavailable,
-        readiness_failover_tolerance_seconds=kong.readiness_failover_tolerance_seconds,
-        termination_grace_seconds=kong.termination_grace_seconds,
-        proxy=ProxyServiceSpec(
-            type=kong.proxy.type,
-            annotations=kong.proxy.annotations,
-            external_traffic_policy=kong.proxy.external_traffic_policy,
-            load_balancer_source_ranges=list(kong.proxy.load_balancer_source_ranges),
-        ),
         extra_env={**edge_env(cfg), **kong_tracing_env(cfg.observability.tracing.sampling_rate)},
         custom_plugins=custom_plugins(),
         # The mesh's injector must be ready before Kong's pods start, or they run without sidecars.
@@ -435,7 +387,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             image=controller_cfg.image,
             replicas=controller_cfg.replicas,
             ingress_class=controller_cfg.ingress_class,
-            resources=to_resources(controller_cfg.resources),
+            resources=Resources.of(controller_cfg.resources),
             admin_url=gateway.admin_url,
             publish_service=gateway.proxy_service_name,
             crds_source=controller_cfg.crds_source if controller_cfg.install_crds and cfg.install_operators else None,

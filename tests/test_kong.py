@@ -71,6 +71,41 @@ def test_prod_sizing_and_tuning_for_10k_rps(recordings: dict[str, Recording]) ->
     assert env["KONG_PG_POOL_SIZE"] == "4"
 
 
+def test_every_tuning_value_in_the_stack_file_reaches_the_gateway() -> None:
+    """Non-default values for every KongConfig setting: none may fall back to a component default."""
+    tuning = {
+        "image": "kong:3.9.0",
+        "nginxWorkerProcesses": 3,
+        "pgPoolSize": 7,
+        "pgRoPoolSize": 5,
+        "memCacheSize": "512m",
+        "maxUnavailable": 2,
+        "readinessFailoverToleranceSeconds": 120,
+        "terminationGraceSeconds": 45,
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "3", "memory": "3Gi"}},
+        "proxy": {"type": "NodePort", "annotations": {"team": "edge"}},
+        "autoscaling": {"minReplicas": 4, "maxReplicas": 9, "targetCpuUtilization": 55},
+    }
+    run = run_program("prod", mutate=lambda p: p["kong"].update(tuning))
+    assert run.error is None
+    kong = gateway(run)
+    env, container = kong.env(), kong.container()
+    assert container["image"] == "kong:3.9.0"
+    assert container["resources"] == tuning["resources"]
+    assert (env["KONG_NGINX_WORKER_PROCESSES"], env["KONG_PG_POOL_SIZE"], env["KONG_PG_RO_POOL_SIZE"]) == ("3", "7", "5")
+    assert env["KONG_MEM_CACHE_SIZE"] == "512m"
+    readiness = container["readinessProbe"]
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] >= 120
+    assert readiness["periodSeconds"] * (readiness["failureThreshold"] - 1) < 120
+    assert kong.pod_spec["terminationGracePeriodSeconds"] == 45
+    assert run.one("kubernetes:policy/v1:PodDisruptionBudget", "kong-pdb").spec["maxUnavailable"] == 2
+    hpa = run.one(HPA).spec
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (4, 9)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 55
+    proxy = run.named("kong-proxy")
+    assert proxy.spec["type"] == "NodePort" and proxy.annotations["team"] == "edge"
+
+
 def test_probes_tolerate_a_database_failover(recording: Recording) -> None:
     container = gateway(recording).container()
     assert container["startupProbe"]["httpGet"] == {"path": "/status", "port": "status"}
