@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import yaml
@@ -121,13 +122,20 @@ def test_secure_keys_and_other_namespaces_are_not_stray() -> None:
     assert run.error is None, run.error
 
 
-def test_the_offline_validator_refuses_stray_keys_too(tmp_path: Path) -> None:
-    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    stack["config"]["api-platform:kongImage"] = "kong:3.9.1"
-    path = tmp_path / "Pulumi.dev.yaml"
+def validate_edited(stack_file: Path, edit: Any, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m stacks.validate` on a copy of `stack_file` after `edit(config)`."""
+    stack = yaml.safe_load(stack_file.read_text())
+    edit(stack["config"])
+    path = tmp_path / stack_file.name
     path.write_text(yaml.safe_dump(stack))
-    run = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "stacks.validate", str(path)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_offline_validator_refuses_stray_keys_too(tmp_path: Path) -> None:
+    run = validate_edited(
+        ROOT / "Pulumi.dev.yaml", lambda c: c.update({"api-platform:kongImage": "kong:3.9.1"}), tmp_path
     )
     assert run.returncode == 1
     assert "api-platform:kongImage: not a setting of this project" in run.stderr
@@ -135,13 +143,10 @@ def test_the_offline_validator_refuses_stray_keys_too(tmp_path: Path) -> None:
 
 
 def test_the_offline_validator_reads_a_catalogue_stack_as_one(tmp_path: Path) -> None:
-    stack = yaml.safe_load((ROOT / "catalogue" / "Pulumi.prod-research.yaml").read_text())
-    stack["config"]["api-catalogue:catalogue"]["catalogue"]["apis"][0]["auth"] = "saml"
-    path = tmp_path / "Pulumi.prod-research.yaml"
-    path.write_text(yaml.safe_dump(stack))
-    run = subprocess.run(
-        [sys.executable, "-m", "stacks.validate", str(path)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    def saml(config: dict[str, Any]) -> None:
+        config["api-catalogue:catalogue"]["catalogue"]["apis"][0]["auth"] = "saml"
+
+    run = validate_edited(ROOT / "catalogue" / "Pulumi.prod-research.yaml", saml, tmp_path)
     assert run.returncode == 1
     assert "api-catalogue:catalogue.catalogue.apis[0].auth (API papers): Input should be" in run.stderr
 
