@@ -48,6 +48,26 @@ def test_pull_requests_run_the_tests_then_preview_each_stack_with_the_policy_pac
     assert inputs["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
 
 
+def test_pull_requests_preview_every_committed_catalogue_stack_on_its_environment() -> None:
+    document = yaml.safe_load((WORKFLOWS / "pull-request.yml").read_text())
+    job = document["jobs"]["preview-catalogues"]
+    stack_files = (ROOT / "catalogue").glob("Pulumi.*.yaml")
+    committed = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stack_files)
+    matrix = {entry["stack"]: entry["environment"] for entry in job["strategy"]["matrix"]["include"]}
+    assert sorted(matrix) == committed
+    assert all(stack.startswith(f"{env}-") for stack, env in matrix.items())
+    action = next(
+        s
+        for s in _steps("pull-request.yml", "preview-catalogues")
+        if str(s.get("uses", "")).startswith("pulumi/actions")
+    )
+    inputs = action["with"]
+    assert isinstance(inputs, dict)
+    assert inputs["work-dir"] == "catalogue"
+    assert inputs["policyPacks"] == "../policy"  # relative to work-dir
+    assert inputs["policyPackConfigs"] == "../policy/config/${{ matrix.environment }}.json"
+
+
 def test_main_deploys_dev_then_prod_behind_an_approval() -> None:
     document = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
     deploy = document["jobs"]["deploy"]
@@ -84,3 +104,31 @@ def test_ci_fetches_the_pinned_charts_for_the_chart_tests() -> None:
         assert any("scripts/fetch-charts" in str(s.get("run", "")) for s in steps), workflow
         tests = next(s for s in steps if s.get("run") == "scripts/test")
         assert isinstance(tests["env"], dict) and "API_PLATFORM_CHARTS_DIR" in tests["env"]
+
+
+def _fake_checkout(tmp_path: Path, failing: str) -> Path:
+    """scripts/test in a copy whose tools only log their calls; the call starting with `failing` exits 1."""
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "test").write_text((ROOT / "scripts" / "test").read_text())
+    (tmp_path / "scripts" / "setup").write_text("#!/bin/sh\n")
+    for tool in ("ruff", "mypy", "python"):
+        (bin_dir / tool).write_text(
+            f'#!/bin/sh\necho "{tool} $*" >>"$(dirname "$0")/calls"\ncase "{tool} $*" in "{failing}"*) exit 1 ;; esac\n'
+        )
+    for script in [*(tmp_path / "scripts").iterdir(), *bin_dir.iterdir()]:
+        script.chmod(0o755)
+    return tmp_path
+
+
+def test_the_test_command_stops_at_the_first_failing_check(tmp_path: Path) -> None:
+    for failing, last in [("ruff check", "ruff check ."), ("ruff format", "ruff format --check ."), ("mypy", "mypy ")]:
+        checkout = _fake_checkout(tmp_path / failing.replace(" ", "-"), failing)
+        result = subprocess.run([checkout / "scripts" / "test"], capture_output=True, text=True, check=False)
+        calls = (checkout / ".venv" / "bin" / "calls").read_text().splitlines()
+        assert result.returncode != 0, failing
+        assert calls[-1] == last, (failing, calls)
+    passing = _fake_checkout(tmp_path / "passing", "nothing")
+    assert subprocess.run([passing / "scripts" / "test"], capture_output=True, check=False).returncode == 0
+    assert (passing / ".venv" / "bin" / "calls").read_text().splitlines()[-1].startswith("python -m pytest -n 2")
