@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
+
 from benchmarks.catalogue import measure
+from benchmarks.engine import split_catalogues, team_stack_file
+from stacks.catalogue_stack import registration_problems
+from stacks.config import CatalogueStackConfig
+from stacks.loader import CATALOGUE, FULL_KEY, validate, validate_platform
+from tests.harness import platform_object
 
 
 def test_objects_grow_linearly_with_a_fixed_cost_per_api_and_consumer() -> None:
@@ -16,3 +26,26 @@ def test_objects_grow_linearly_with_a_fixed_cost_per_api_and_consumer() -> None:
     assert 0 < shared <= 3
     # Resources (objects plus generated keys) grow by the same amount for every 4 more pairs.
     assert small.resources - base.resources - shared == large.resources - small.resources
+
+
+def test_the_engine_benchmark_splits_a_catalogue_into_valid_team_stacks(tmp_path: Path, monkeypatch: Any) -> None:
+    """What scripts/bench-engine --layout split:K deploys: the platform registers K teams, each team
+    stack holds its share of the APIs in its own namespace, and the platform accepts every one."""
+    (tmp_path / "catalogue").mkdir()
+    document = {"config": {FULL_KEY: platform_object("prod")}}
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    monkeypatch.chdir(tmp_path)
+    split_catalogues(7, 3)
+    split_catalogues(1, 3, offset=7)  # one more API for team-0
+    platform = validate_platform(yaml.safe_load(Path("Pulumi.prod.yaml").read_text())["config"][FULL_KEY], "x")
+    assert [c.name for c in platform.catalogues] == ["research", "team-0", "team-1", "team-2"]
+    context = {"catalogues": {c.name: c.namespaces for c in platform.catalogues}, "environment": "prod"}
+    apis = []
+    for index in range(3):
+        raw = yaml.safe_load(team_stack_file(index).read_text())["config"][CATALOGUE.full_key]
+        team = validate(raw, "x", CATALOGUE)
+        assert isinstance(team, CatalogueStackConfig)
+        assert registration_problems(team, context) == []
+        assert team.owned_namespaces == [f"team-{index}"]
+        apis += [api.name for api in team.catalogue.apis]
+    assert sorted(apis) == sorted(f"api-{i}" for i in range(8))
