@@ -3,8 +3,9 @@
     python -m stacks.recover STACK            diagnose: locks, the checkpoint, pending operations
     python -m stacks.recover STACK --apply    and repair them, then refresh the state from the cluster
 
-For the file:// and s3:// backends, read from $PULUMI_BACKEND_URL (or --backend). Run it from the
-project directory with the stack's cluster credentials, as `pulumi up` is run. An interrupted update
+For the file:// and s3:// backends, read from $PULUMI_BACKEND_URL (or --backend), with plain, gzip
+or zstd checkpoints. Run it from the project directory (the platform's, or catalogue/ for a team's
+stack; --project overrides) with the stack's cluster credentials, as `pulumi up` is run. An interrupted update
 can leave three things behind, each repaired in turn:
 
 1. a lock file: the next update refuses to start. Locks whose process is still alive on this
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
 import signal
@@ -39,9 +41,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
+import yaml
+import zstandard
+
 from stacks.loader import PROJECT
 
 BOOKKEEPING = ".pulumi"
+COMPRESSIONS = ("", ".gz", ".zst")  # PULUMI_DIY_BACKEND_GZIP / PULUMI_DIY_BACKEND_ZSTD
 
 
 class Bucket(Protocol):
@@ -123,26 +129,79 @@ def open_backend(url: str) -> Bucket:
 # ---- the checkpoint -----------------------------------------------------------------------------------
 
 
-def stack_file(stack: str) -> str:
-    return f"{BOOKKEEPING}/stacks/{PROJECT}/{stack}.json"
+@dataclass(frozen=True)
+class StackPaths:
+    """Where a DIY backend keeps one stack's files (pkg/backend/diy in Pulumi's source)."""
+
+    project: str
+    stack: str
+
+    def checkpoint(self, bucket: Bucket) -> str:
+        """The stack's checkpoint, as the engine finds it: `.json`, or `.json.gz` / `.json.zst` when
+        the backend compresses (the engine keeps one of them)."""
+        plain = f"{BOOKKEEPING}/stacks/{self.project}/{self.stack}.json"
+        present = set(bucket.list(f"{BOOKKEEPING}/stacks/{self.project}/"))
+        return next((plain + ext for ext in COMPRESSIONS if plain + ext in present), plain)
+
+    @property
+    def backups(self) -> str:
+        return f"{BOOKKEEPING}/backups/{self.project}/{self.stack}/"
+
+    @property
+    def history(self) -> str:
+        return f"{BOOKKEEPING}/history/{self.project}/{self.stack}/"
+
+    @property
+    def locks(self) -> str:
+        return f"{BOOKKEEPING}/locks/organization/{self.project}/{self.stack}/"
+
+
+def project_name(directory: Path = Path()) -> str:
+    """The project `pulumi` would use here: the name in ./Pulumi.yaml (the platform's otherwise)."""
+    project_file = directory / "Pulumi.yaml"
+    if project_file.is_file():
+        return str(yaml.safe_load(project_file.read_text()).get("name") or PROJECT)
+    return PROJECT
 
 
 def is_json(key: str) -> bool:
-    """A JSON document (the file backend keeps `.attrs` metadata beside each one)."""
-    return key.endswith((".json", ".json.gz"))
+    """A JSON document, maybe compressed (the file backend keeps `.attrs` metadata beside each one)."""
+    return key.endswith(tuple(".json" + ext for ext in COMPRESSIONS))
 
 
-def decode(key: str, data: bytes) -> Any:
-    return json.loads(gzip.decompress(data) if key.endswith(".gz") else data)
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 
-def checkpoint_problem(key: str, data: bytes | None) -> str | None:
+def plain_json(data: bytes) -> bytes:
+    """The JSON in a checkpoint file or any copy of it (`.bak` copies keep the compression but not
+    the name's last extension, so the content says which it is)."""
+    if data.startswith(GZIP_MAGIC):
+        return gzip.decompress(data)
+    if data.startswith(ZSTD_MAGIC):  # the engine's frames need not record their size: read them as a stream
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    return data
+
+
+def encoded_as(key: str, document: bytes) -> bytes:
+    """A JSON document in the compression the checkpoint's file name says (what the engine expects)."""
+    if key.endswith(".gz"):
+        return gzip.compress(document)
+    if key.endswith(".zst"):
+        return zstandard.ZstdCompressor().compress(document)
+    return document
+
+
+def decode(data: bytes) -> Any:
+    return json.loads(plain_json(data))
+
+
+def checkpoint_problem(data: bytes | None) -> str | None:
     """Why a checkpoint file cannot be loaded, or None when it is sound."""
     if data is None or not data.strip():
         return "missing" if data is None else "empty"
     try:
-        document = decode(key, data)
-    except (ValueError, OSError) as error:
+        document = decode(data)
+    except (ValueError, OSError, EOFError, zstandard.ZstdError) as error:
         return f"not valid JSON ({error})"
     if not isinstance(document, dict) or "checkpoint" not in document:
         return "not a Pulumi checkpoint"
@@ -166,21 +225,19 @@ def resources_problem(latest: dict[str, Any]) -> str | None:
     return None
 
 
-def pending_operations(data: bytes, key: str) -> list[tuple[str, str]]:
-    latest = decode(key, data).get("checkpoint", {}).get("latest") or {}
+def pending_operations(data: bytes) -> list[tuple[str, str]]:
+    latest = decode(data).get("checkpoint", {}).get("latest") or {}
     return [
         (op.get("type", "?"), op.get("resource", {}).get("urn", "?")) for op in latest.get("pending_operations") or []
     ]
 
 
-def restore_candidates(bucket: Bucket, stack: str) -> Iterator[str]:
-    """The backend's own copies of the checkpoint, newest first."""
-    yield stack_file(stack) + ".bak"
-    backups = [k for k in bucket.list(f"{BOOKKEEPING}/backups/{PROJECT}/{stack}/") if is_json(k)]
+def restore_candidates(bucket: Bucket, paths: StackPaths, key: str) -> Iterator[str]:
+    """The backend's own copies of the checkpoint `key`, newest first."""
+    yield key + ".bak"
+    backups = [k for k in bucket.list(paths.backups) if is_json(k)]
     yield from sorted(backups, key=lambda k: int(Path(k).name.split(".")[1]), reverse=True)
-    history = [
-        k for k in bucket.list(f"{BOOKKEEPING}/history/{PROJECT}/{stack}/") if is_json(k) and ".checkpoint." in k
-    ]
+    history = [k for k in bucket.list(paths.history) if is_json(k) and ".checkpoint." in k]
     yield from sorted(history, reverse=True)
 
 
@@ -213,9 +270,9 @@ class Lock:
         )
 
 
-def locks(bucket: Bucket, stack: str) -> list[Lock]:
+def locks(bucket: Bucket, paths: StackPaths) -> list[Lock]:
     found = []
-    for key in filter(is_json, bucket.list(f"{BOOKKEEPING}/locks/organization/{PROJECT}/{stack}/")):
+    for key in filter(is_json, bucket.list(paths.locks)):
         content = json.loads(bucket.read(key) or b"{}")
         found.append(
             Lock(
@@ -277,6 +334,7 @@ def orphaned_plugins(proc: Path = Path("/proc")) -> list[Orphan]:
 @dataclass
 class Diagnosis:
     stack: str
+    key: str  # the checkpoint file
     locks: list[Lock] = field(default_factory=list)
     checkpoint_problem: str | None = None
     restore_from: str | None = None
@@ -292,7 +350,7 @@ class Diagnosis:
         lines += [f"  lock {lock.describe()}" for lock in self.locks] or ["  no lock"]
         if self.checkpoint_problem:
             source = self.restore_from or "nothing: no sound copy found"
-            lines.append(f"  checkpoint {stack_file(self.stack)} is {self.checkpoint_problem}; restore from {source}")
+            lines.append(f"  checkpoint {self.key} is {self.checkpoint_problem}; restore from {source}")
         else:
             lines.append("  checkpoint sound")
         lines += [f"  pending {kind}: {urn}" for kind, urn in self.pending] or ["  no pending operation"]
@@ -300,19 +358,20 @@ class Diagnosis:
         return "\n".join(lines)
 
 
-def diagnose(bucket: Bucket, stack: str, proc: Path = Path("/proc")) -> Diagnosis:
-    diagnosis = Diagnosis(stack, locks=locks(bucket, stack), orphans=orphaned_plugins(proc))
-    key = stack_file(stack)
+def diagnose(bucket: Bucket, stack: str, project: str = PROJECT, proc: Path = Path("/proc")) -> Diagnosis:
+    paths = StackPaths(project, stack)
+    key = paths.checkpoint(bucket)
+    diagnosis = Diagnosis(stack, key, locks=locks(bucket, paths), orphans=orphaned_plugins(proc))
     data = bucket.read(key)
-    diagnosis.checkpoint_problem = checkpoint_problem(key, data)
+    diagnosis.checkpoint_problem = checkpoint_problem(data)
     if diagnosis.checkpoint_problem:
-        for candidate in restore_candidates(bucket, stack):
+        for candidate in restore_candidates(bucket, paths, key):
             copy = bucket.read(candidate)
-            if checkpoint_problem(candidate, copy) is None and copy is not None:
+            if checkpoint_problem(copy) is None and copy is not None:
                 diagnosis.restore_from, data = candidate, copy
                 break
-    if data is not None and checkpoint_problem(key, data) is None:
-        diagnosis.pending = pending_operations(data, diagnosis.restore_from or key)
+    if data is not None and checkpoint_problem(data) is None:
+        diagnosis.pending = pending_operations(data)
     return diagnosis
 
 
@@ -331,15 +390,15 @@ def repair(bucket: Bucket, diagnosis: Diagnosis, force: bool = False) -> list[st
             f"{elsewhere[0].describe()}: make sure that update is gone, then run again with --force"
         )
     done = []
-    key = stack_file(diagnosis.stack)
+    key = diagnosis.key
     if diagnosis.checkpoint_problem:
         if diagnosis.restore_from is None:
             raise RecoveryRefusedError(f"{key} is {diagnosis.checkpoint_problem} and the backend holds no sound copy")
         damaged = bucket.read(key)
         if damaged is not None:
             bucket.write(f"{key}.damaged-{int(time.time())}", damaged)
-        restored = bucket.read(diagnosis.restore_from) or b""
-        bucket.write(key, gzip.decompress(restored) if diagnosis.restore_from.endswith(".gz") else restored)
+        restored = plain_json(bucket.read(diagnosis.restore_from) or b"")
+        bucket.write(key, encoded_as(key, restored))
         done.append(f"restored {key} from {diagnosis.restore_from}")
     for lock in diagnosis.locks:
         bucket.delete(lock.key)
@@ -361,6 +420,7 @@ def refresh(stack: str) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.recover", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
+    parser.add_argument("--project", default=project_name(), help="default: the name in ./Pulumi.yaml")
     parser.add_argument("--backend", default=os.environ.get("PULUMI_BACKEND_URL"), help="file:// or s3:// URL")
     parser.add_argument("--apply", action="store_true", help="repair, then refresh the state from the cluster")
     parser.add_argument("--force", action="store_true", help="also release locks taken on another machine")
@@ -369,7 +429,7 @@ def main(argv: list[str]) -> int:
     if not args.backend:
         parser.error("no backend: set PULUMI_BACKEND_URL or pass --backend")
     bucket = open_backend(args.backend)
-    diagnosis = diagnose(bucket, args.stack)
+    diagnosis = diagnose(bucket, args.stack, args.project)
     print(diagnosis.report())
     if not args.apply:
         return 0 if diagnosis.healthy else 1

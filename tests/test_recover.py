@@ -4,6 +4,7 @@ still be in use is touched. The real engine kills and recovers an update in e2e/
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import subprocess
@@ -14,10 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+import zstandard
 from moto import mock_aws
 
 from stacks import recover
 from stacks.recover import Bucket, FileBucket, RecoveryRefusedError
+from tests.harness import ROOT
 
 STACK = "prod"
 URN = "urn:pulumi:prod::api-platform::"
@@ -37,7 +40,7 @@ NAMESPACE = {
     "provider": f"{PROVIDER}::04da6b54",
 }
 SOUND = checkpoint([STACK_RESOURCE, PROVIDER_RESOURCE, NAMESPACE])
-KEY = recover.stack_file(STACK)
+KEY = f".pulumi/stacks/api-platform/{STACK}.json"
 LOCKS = f".pulumi/locks/organization/api-platform/{STACK}/"
 
 
@@ -177,3 +180,48 @@ def test_the_command_diagnoses_without_changing_anything(
     assert file_bucket.read(KEY) == b"" and file_bucket.list(LOCKS) != []
     assert recover.main([STACK, "--backend", f"file://{file_bucket.root}", "--apply", "--no-refresh"]) == 0
     assert file_bucket.read(KEY) == SOUND and file_bucket.list(LOCKS) == []
+
+
+@pytest.mark.parametrize(
+    ("extension", "compress"),
+    [(".gz", gzip.compress), (".zst", zstandard.ZstdCompressor(write_content_size=False).compress)],
+    ids=["gzip", "zstd"],
+)
+def test_compressed_checkpoints_are_found_read_and_restored_in_their_format(
+    bucket: Bucket, extension: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """PULUMI_DIY_BACKEND_GZIP/ZSTD: the engine writes `<stack>.json.gz|.zst` and `...zst.bak`; a
+    restored checkpoint must stay where and how the engine reads it (no `.json` beside it)."""
+    key = KEY + extension
+    pending = [{"type": "creating", "resource": {"urn": f"{URN}kubernetes:core/v1:Secret::api-key"}}]
+    bucket.write(key, compress(checkpoint([STACK_RESOURCE], pending)))
+    diagnosis = recover.diagnose(bucket, STACK)
+    assert diagnosis.key == key and diagnosis.checkpoint_problem is None
+    assert diagnosis.pending == [("creating", f"{URN}kubernetes:core/v1:Secret::api-key")]
+    bucket.write(key, compress(SOUND)[:20])
+    bucket.write(key + ".bak", compress(SOUND))
+    diagnosis = recover.diagnose(bucket, STACK)
+    assert diagnosis.checkpoint_problem is not None and diagnosis.restore_from == key + ".bak"
+    assert recover.repair(bucket, diagnosis) == [f"restored {key} from {key}.bak"]
+    assert recover.plain_json(bucket.read(key) or b"") == SOUND
+    assert (bucket.read(key) or b"").startswith(compress(b"{}")[:2])  # still in the engine's format
+    assert bucket.read(KEY) is None
+
+
+def test_a_team_catalogue_stack_is_recovered_in_its_own_project(
+    file_bucket: FileBucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run from catalogue/, the project is api-catalogue: its locks and checkpoints, not the platform's."""
+    locks = ".pulumi/locks/organization/api-catalogue/prod-research/"
+    key = ".pulumi/stacks/api-catalogue/prod-research.json"
+    file_bucket.write(key, b"")
+    file_bucket.write(key + ".bak", SOUND)
+    file_bucket.write(locks + "abc.json", lock(dead_pid()))
+    file_bucket.write(KEY, SOUND)  # a platform stack of the same backend is left alone
+    monkeypatch.chdir(ROOT / "catalogue")
+    assert recover.project_name() == "api-catalogue"
+    backend = f"file://{file_bucket.root}"
+    assert recover.main(["prod-research", "--backend", backend, "--apply", "--no-refresh"]) == 0
+    assert f"released {locks}abc.json" in capsys.readouterr().out
+    assert file_bucket.read(key) == SOUND and file_bucket.list(locks) == []
+    assert recover.main(["prod", "--project", "api-platform", "--backend", backend]) == 0
