@@ -4,8 +4,8 @@
     python -m stacks.recover STACK --apply    and repair them, then refresh the state from the cluster
 
 For the file:// and s3:// backends, read from $PULUMI_BACKEND_URL (or --backend), with plain, gzip
-or zstd checkpoints. Run it from the project directory (the platform's, or catalogue/ for a team's
-stack; --project overrides) with the stack's cluster credentials, as `pulumi up` is run. An interrupted update
+or zstd checkpoints. Run it from the repository's root with the stack's cluster credentials, as
+`pulumi up` is run; a team's catalogue stack with `--project-dir catalogue`. An interrupted update
 can leave three things behind, each repaired in turn:
 
 1. a lock file: the next update refuses to start. Locks whose process is still alive on this
@@ -156,12 +156,12 @@ class StackPaths:
         return f"{BOOKKEEPING}/locks/organization/{self.project}/{self.stack}/"
 
 
-def project_name(directory: Path = Path()) -> str:
-    """The project `pulumi` would use here: the name in ./Pulumi.yaml (the platform's otherwise)."""
+def project_name(directory: Path) -> str:
+    """The project `pulumi` uses in `directory`: the name in its Pulumi.yaml."""
     project_file = directory / "Pulumi.yaml"
-    if project_file.is_file():
-        return str(yaml.safe_load(project_file.read_text()).get("name") or PROJECT)
-    return PROJECT
+    if not project_file.is_file():
+        raise SystemExit(f"recover: no Pulumi.yaml in {directory.resolve()}: pass the stack's --project-dir")
+    return str(yaml.safe_load(project_file.read_text())["name"])
 
 
 def is_json(key: str) -> bool:
@@ -322,7 +322,11 @@ def orphaned_plugins(proc: Path = Path("/proc")) -> list[Orphan]:
         except (OSError, IndexError):
             continue
         program = Path(argv[0].decode(errors="replace")).name.encode()
-        is_plugin = program.startswith(PLUGIN_NAMES) or any(b"pulumi-language-python-exec" in a for a in argv[:2])
+        is_plugin = (
+            program.startswith(PLUGIN_NAMES)
+            or any(b"pulumi-language-python-exec" in a for a in argv[:2])  # the program: python <exec> ...
+            or argv[1:4] == [b"-u", b"-m", b"pulumi.policy"]  # a policy pack, run by the language host
+        )
         if is_plugin and parent == "1" and entry.name != str(os.getpid()):
             found.append(Orphan(int(entry.name), b" ".join(argv).decode(errors="replace").strip()[:160]))
     return sorted(found, key=lambda o: o.pid)
@@ -410,17 +414,19 @@ def repair(bucket: Bucket, diagnosis: Diagnosis, force: bool = False) -> list[st
     return done
 
 
-def refresh(stack: str) -> int:
+def refresh(stack: str, project_dir: Path) -> int:
     """Read every object back from the cluster, dropping creates the engine never confirmed."""
     command = ["pulumi", "refresh", "--yes", "--non-interactive", "--clear-pending-creates", "--stack", stack]
-    print("running:", " ".join(command), flush=True)
-    return subprocess.run(command, check=False).returncode
+    print("running:", " ".join(command), f"(in {project_dir})", flush=True)
+    return subprocess.run(command, check=False, cwd=project_dir).returncode
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.recover", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
-    parser.add_argument("--project", default=project_name(), help="default: the name in ./Pulumi.yaml")
+    parser.add_argument(
+        "--project-dir", type=Path, default=Path(), help="the stack's project: . (default) or catalogue"
+    )
     parser.add_argument("--backend", default=os.environ.get("PULUMI_BACKEND_URL"), help="file:// or s3:// URL")
     parser.add_argument("--apply", action="store_true", help="repair, then refresh the state from the cluster")
     parser.add_argument("--force", action="store_true", help="also release locks taken on another machine")
@@ -429,7 +435,7 @@ def main(argv: list[str]) -> int:
     if not args.backend:
         parser.error("no backend: set PULUMI_BACKEND_URL or pass --backend")
     bucket = open_backend(args.backend)
-    diagnosis = diagnose(bucket, args.stack, args.project)
+    diagnosis = diagnose(bucket, args.stack, project_name(args.project_dir))
     print(diagnosis.report())
     if not args.apply:
         return 0 if diagnosis.healthy else 1
@@ -439,7 +445,7 @@ def main(argv: list[str]) -> int:
     except RecoveryRefusedError as error:
         print(f"recover: refused: {error}", file=sys.stderr)
         return 2
-    if not args.no_refresh and refresh(args.stack) != 0:
+    if not args.no_refresh and refresh(args.stack, args.project_dir) != 0:
         print("recover: pulumi refresh failed; fix what it reports and run it again", file=sys.stderr)
         return 1
     print(f"recovered: review `pulumi preview --stack {args.stack}`, then run `pulumi up --stack {args.stack}`")

@@ -55,6 +55,31 @@ def dead_pid() -> int:
     return pid
 
 
+FIND_ORPHANS = recover.orphaned_plugins
+
+
+@pytest.fixture(autouse=True)
+def no_plugins_of_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plugins a real engine left on this machine are not these tests' business: never stop them."""
+    monkeypatch.setattr(recover, "orphaned_plugins", lambda proc=None: [])
+
+
+def fake_process(proc: Path, pid: int, argv: list[str], parent: int) -> None:
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (proc / str(pid) / "stat").write_text(f"{pid} ({Path(argv[0]).name}) S {parent} {pid} {pid} 0\n")
+
+
+def test_only_plugins_whose_engine_is_gone_are_orphans(tmp_path: Path) -> None:
+    fake_process(tmp_path, 101, ["/home/ci/.pulumi/plugins/pulumi-resource-kubernetes", "--port"], parent=1)
+    fake_process(tmp_path, 102, ["/usr/bin/pulumi-language-python", "localhost:1"], parent=1)
+    fake_process(tmp_path, 103, ["/venv/bin/python", "/x/pulumi-language-python-exec", "--engine"], parent=1)
+    fake_process(tmp_path, 106, ["/venv/bin/python", "-u", "-m", "pulumi.policy", "localhost:1", "policy"], parent=1)
+    fake_process(tmp_path, 104, ["pulumi-resource-random"], parent=99)  # its engine still runs
+    fake_process(tmp_path, 105, ["/usr/bin/sleep", "30"], parent=1)  # not a plugin
+    assert [o.pid for o in FIND_ORPHANS(tmp_path)] == [101, 102, 103, 106]
+
+
 @pytest.fixture
 def file_bucket(tmp_path: Path) -> FileBucket:
     return FileBucket(tmp_path)
@@ -211,17 +236,22 @@ def test_compressed_checkpoints_are_found_read_and_restored_in_their_format(
 def test_a_team_catalogue_stack_is_recovered_in_its_own_project(
     file_bucket: FileBucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Run from catalogue/, the project is api-catalogue: its locks and checkpoints, not the platform's."""
+    """With --project-dir catalogue, the project is api-catalogue: its locks and checkpoints, not the platform's."""
     locks = ".pulumi/locks/organization/api-catalogue/prod-research/"
     key = ".pulumi/stacks/api-catalogue/prod-research.json"
     file_bucket.write(key, b"")
     file_bucket.write(key + ".bak", SOUND)
     file_bucket.write(locks + "abc.json", lock(dead_pid()))
     file_bucket.write(KEY, SOUND)  # a platform stack of the same backend is left alone
-    monkeypatch.chdir(ROOT / "catalogue")
-    assert recover.project_name() == "api-catalogue"
+    monkeypatch.chdir(ROOT)
     backend = f"file://{file_bucket.root}"
-    assert recover.main(["prod-research", "--backend", backend, "--apply", "--no-refresh"]) == 0
+    assert (
+        recover.main(["prod-research", "--project-dir", "catalogue", "--backend", backend, "--apply", "--no-refresh"])
+        == 0
+    )
     assert f"released {locks}abc.json" in capsys.readouterr().out
     assert file_bucket.read(key) == SOUND and file_bucket.list(locks) == []
-    assert recover.main(["prod", "--project", "api-platform", "--backend", backend]) == 0
+    assert recover.main(["prod", "--backend", backend]) == 0  # the platform's, from the root
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"no Pulumi\.yaml in .*: pass the stack's --project-dir"):
+        recover.main(["prod", "--backend", backend])
