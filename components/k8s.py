@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.config import ResourcesConfig
+from stacks.config import ProtectionConfig, ResourcesConfig
 
 PART_OF = "api-platform"
 MANAGED_BY = "pulumi"
@@ -82,6 +82,10 @@ class Protection:
 
     protect: bool = False
     retain_on_delete: bool = False
+
+    @classmethod
+    def of(cls, config: ProtectionConfig) -> Protection:
+        return cls(config.protect, config.retain_on_delete)
 
 
 def child(

@@ -165,15 +165,15 @@ class KongApis(pulumi.ComponentResource):
 
         hosts_by_namespace: dict[str, list[str]] = {}
         for api in args.catalogue.apis:
-            hosts = hosts_by_namespace.setdefault(api.backend.namespace, [])
-            hosts += [h for h in api.hosts if h not in hosts]
             ns = api.backend.namespace
+            hosts = hosts_by_namespace.setdefault(ns, [])
+            hosts += [h for h in api.hosts if h not in hosts]
             plugin_names = [self._plugin(ns, plugin, config) for plugin, config in api_plugins(api, args.catalogue)]
             service = self._service(api)
             # The Ingress waits for what it names (its plugins, its Service), nothing more.
             self._ingress(api, plugin_names, [*(self._shared[(ns, p)] for p in plugin_names), service])
 
-        self.global_plugins = self._global_plugins(args.edge, self._deps) if args.edge else []
+        self.global_plugins = self._global_plugins(args.edge) if args.edge else []
         for ns, hosts in hosts_by_namespace.items():
             served = [h for h in hosts if h not in args.pinned_tls]
             if not served:
@@ -330,9 +330,9 @@ class KongApis(pulumi.ComponentResource):
             opts=child(self, [*self._args.depends_on, *named]),
         )
 
-    def _global_plugins(self, edge: EdgeSpec, opts: pulumi.ResourceOptions) -> list[KongObject]:
+    def _global_plugins(self, edge: EdgeSpec) -> list[KongObject]:
         """Gateway-wide KongClusterPlugins (label global): request ids, metrics, DDoS guards."""
-        labels = {**app_labels("api-catalogue", "routing"), "global": "true"}
+        labels = {**self._labels, "global": "true"}
         annotations = {"kubernetes.io/ingress.class": self._args.ingress_class}
         plugins: list[tuple[str, dict[str, Any]]] = [
             (
@@ -367,7 +367,7 @@ class KongApis(pulumi.ComponentResource):
                 meta(f"global-{plugin}", labels=labels, annotations=annotations),
                 plugin,
                 config,
-                opts,
+                self._deps,
                 cluster_wide=True,
             )
             for plugin, config in plugins

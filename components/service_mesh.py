@@ -156,6 +156,11 @@ def allow_from(sources: list[Workload]) -> list[dict[str, Any]]:
     return [{"targetRef": s.target_ref(), "default": {"action": "Allow"}} for s in sources]
 
 
+def joined(first: pulumi.Input[list[Any]], second: pulumi.Input[list[Any]]) -> pulumi.Output[list[Any]]:
+    """Two lists, either known only later, one after the other."""
+    return pulumi.Output.all(first, second).apply(lambda both: [*both[0], *both[1]])
+
+
 def traffic_permission(
     resource_name: str,
     permission: Permission,
@@ -168,7 +173,7 @@ def traffic_permission(
     may call its target. In the mesh's system namespace, so it applies mesh-wide."""
     sources: pulumi.Input[list[dict[str, Any]]] = allow_from(permission.sources)
     if more_sources is not None:
-        sources = pulumi.Output.all(sources, more_sources).apply(lambda both: [*both[0], *both[1]])
+        sources = joined(sources, more_sources)
     return custom_resource(
         resource_name,
         KUMA_API,
@@ -197,9 +202,7 @@ class MeshPermissions(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshPermissionsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:mesh:MeshPermissions", name, None, opts)
         labels = {**app_labels("service-mesh", "mesh"), "kuma.io/mesh": args.mesh_name}
-        backend_sources = pulumi.Output.all(args.gateway_sources, args.monitoring_sources).apply(
-            lambda both: [*both[0], *both[1]]
-        )
+        backend_sources = joined(args.gateway_sources, args.monitoring_sources)
         for permission in args.permissions:
             is_upstream = permission.target.service_tag is not None  # an AI upstream: Kong only
             traffic_permission(

@@ -77,7 +77,7 @@ def build_catalogue_stack(cfg: CatalogueStackConfig, source: str) -> dict[str, A
             issuer=context["issuer"],
             certificate_duration=context["certificateDuration"],
             renew_before=context["renewBefore"],
-            protection=Protection(cfg.protection.protect, cfg.protection.retain_on_delete),
+            protection=Protection.of(cfg.protection),
             consumers_namespace=cfg.consumer_namespace,
         ),
         opts,

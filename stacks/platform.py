@@ -92,10 +92,6 @@ def kubernetes_provider(cluster: ClusterConfig) -> k8s.Provider:
     )
 
 
-def protection(cfg: PlatformConfig) -> Protection:
-    return Protection(cfg.protection.protect, cfg.protection.retain_on_delete)
-
-
 def to_chart(cfg: HelmReleaseConfig, platform: PlatformConfig, owns_data: bool = False) -> HelmChart | None:
     """The release to install, or None when this stack does not install operators. A release that
     `owns_data` installs the CRDs of stateful objects: it is protected with them."""
@@ -154,7 +150,7 @@ def postgres_args(
         client_namespaces=[cfg.namespaces.gateway.name],
         operator=to_chart(pg.operator, cfg, owns_data=True),
         barman_plugin=to_chart(pg.barman_plugin, cfg, owns_data=True),
-        protection=protection(cfg),
+        protection=Protection.of(cfg.protection),
         depends_on=list(depends_on or []),
     )
 
@@ -259,7 +255,7 @@ def observability(
             ca_issuer=certificates.ca_issuer,
             writers=[Writer(LOG_WRITER, "log-writer", logs_ns), Writer(TRACE_WRITER, "trace-writer", ns)],
             operator=to_chart(es.operator, cfg, owns_data=True),
-            protection=protection(cfg),
+            protection=Protection.of(cfg.protection),
             depends_on=[*after, *certificates.ready],
         ),
         opts,
@@ -356,7 +352,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
                 )
                 for ns in cfg.namespaces.all()
             ],
-            protection=protection(cfg),
+            protection=Protection.of(cfg.protection),
         ),
         on_cluster,
     )
@@ -407,7 +403,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
             issuer=issuer,
             certificate_duration=cfg.cert_manager.certificate_duration,
             renew_before=cfg.cert_manager.renew_before,
-            protection=protection(cfg),
+            protection=Protection.of(cfg.protection),
             consumers_namespace=cfg.namespaces.gateway.name,
             edge=EdgeSpec(
                 ip_allow_list=list(catalogue.edge.ip_allow_list),
