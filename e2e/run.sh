@@ -138,22 +138,33 @@ read_back() {
   "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$1" --state "$WORK/state.json"
 }
 
+# kill_midway SELECTOR COUNT LOG COMMAND...: run an update in a process group of its own and, once
+# COUNT objects match SELECTOR, SIGKILL the whole group (as a preempted CI runner is); fails if the
+# update ended before the kill landed.
+kill_midway() {
+  local selector="$1" count="$2" log="$3" pid rc; shift 3
+  setsid "$@" >"$log" 2>&1 &
+  pid=$!
+  wait_for_objects "$selector" "$count"
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  set +e; wait "$pid"; rc=$?; set -e
+  [ $rc -eq 137 ] || { echo "the update ended (exit $rc) before it could be interrupted: $log" >&2; return 1; }
+}
+
 # The first `up` is killed mid-way (SIGKILL to the engine's process group, as a preempted CI
 # runner). The next update is refused (lock); the runbook's recovery (python -m stacks.recover)
 # releases the lock, stops the plugins the engine left running, clears the pending creates and
 # refreshes; then `up` converges.
 interrupted_up_recovers() {
-  local stack="$1" pid
-  setsid bash -c 'exec pulumi up --yes --non-interactive --skip-preview' >"$WORK/killed-up.log" 2>&1 &
-  pid=$!
-  wait_for_objects "$OURS" 30
-  kill -KILL -- "-$pid"; wait "$pid" || true
+  local stack="$1"
+  kill_midway "$OURS" 30 "$WORK/killed-up.log" pulumi up --yes --non-interactive --skip-preview
   e2e_log "engine killed with $("${KUBE[@]}" count "$OURS") objects of ours in the cluster"
   expect_failure "the stack is currently locked" "${UP[@]}"
   "$E2E_PYTHON" -m stacks.recover "$stack" || true  # the diagnosis: exit 1, something to repair
   "$E2E_PYTHON" -m stacks.recover "$stack" --apply >"$WORK/recover.log" || { cat "$WORK/recover.log" >&2; return 1; }
   grep -E "^(released|stopped|recovered)" "$WORK/recover.log"
-  "$E2E_PYTHON" -m stacks.recover "$stack" | grep -q "no lock"  # nothing left to repair but the update itself
+  # nothing left to repair but the update itself (grep reads it all: `grep -q` could break the pipe)
+  "$E2E_PYTHON" -m stacks.recover "$stack" | grep "no lock" >/dev/null
   "${UP[@]}" >/dev/null
 }
 
@@ -196,15 +207,11 @@ outage_survived() {
 # it leaves objects in the cluster that its state does not record; the documented way back is the
 # runbook's lock release and a rerun, which adopts them (server-side apply upserts).
 first_deploy_without_checkpoints() {
-  local team="$1" pid recorded found
+  local team="$1" recorded found
   # Awaiting readiness, its Services wait for endpoints no kubelet gives here: the kill lands midway.
   pulumi config set --path catalogue.cluster.skipAwait false
-  PULUMI_SKIP_CHECKPOINTS=true setsid bash -c 'exec pulumi up --yes --non-interactive --skip-preview "$@"' _ "${POLICY[@]}" \
-    >"$WORK/first-deploy.log" 2>&1 &
-  pid=$!
-  wait_for_objects "team=research" 5
-  kill -KILL -- "-$pid"
-  if wait "$pid"; then echo "the first deploy ended before it could be interrupted" >&2; return 1; fi
+  kill_midway "team=research" 5 "$WORK/first-deploy.log" \
+    env PULUMI_SKIP_CHECKPOINTS=true pulumi up --yes --non-interactive --skip-preview "${POLICY[@]}"
   pulumi config set --path catalogue.cluster.skipAwait true
   found="$("${KUBE[@]}" count "team=research")"
   recorded="$(pulumi stack export | "$E2E_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)["deployment"].get("resources") or []))')"
