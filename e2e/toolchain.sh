@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds the real Pulumi engine, its plugins, Helm and a Kubernetes API server from pinned Go
-# modules (and from the upstream plugin sources in ../shared/upstream, which the module proxy
-# refuses to serve), into a cache outside the repository. Idempotent: a binary whose pin is
+# Builds the real Pulumi engine, the Kubernetes provider, Helm and a Kubernetes API server from
+# pinned Go modules, and the project's own plugins (e2e/plugins: the Python language host and the
+# random and tls providers, whose upstream modules the module proxy refuses), into a cache
+# outside the repository. Idempotent: a binary whose pin (or, for our plugins, whose source) is
 # unchanged is not rebuilt. Concurrent runs are serialised by a lock, and a slot only appears
 # once its build has finished, so an interrupted build never leaves a half-built binary behind.
 #
 #   e2e/toolchain.sh [NAME...]          build what is missing, print the bin directory on stdout
 #   e2e/toolchain.sh --check [NAME...]  exit 0 if the binaries are already cached, 1 otherwise
 #
-# NAME is one of pulumi langhost random tls kubernetes etcd control-plane helm (default: all).
+# NAME is one of pulumi plugins kubernetes etcd control-plane helm (default: all).
 #
 # The bin directory holds the CLI with its bundled Python language host (the CLI looks for it
 # beside its own executable), Helm and the control plane; it goes on PATH. The resource
@@ -16,7 +17,6 @@
 # for `pulumi plugin install resource NAME VERSION -f BINARY` (see e2e/lib.sh).
 #
 # Cache: $API_PLATFORM_TOOLCHAIN_DIR (default ~/.cache/api-platform/toolchain).
-# Upstream sources: $API_PLATFORM_UPSTREAM_DIR (default ../shared/upstream beside the repository).
 set -euo pipefail
 
 # The whole script is one brace group, read before it runs: editing this file while a build
@@ -35,15 +35,13 @@ RANDOM_VERSION="$(pinned pulumi-random)"
 TLS_VERSION="$(pinned pulumi-tls)"
 # pulumi-kubernetes' provider module is untagged; this pseudo-version is the v4.25.0 tag commit.
 K8S_PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
-# The terraform-provider-tls pseudo-version pulumi-tls' go.mod asks for is not served; this one is.
-TF_TLS_VERSION=v1.2.1-0.20260819085117-d044ca7c6f52
 KUBE_VERSION=1.34.4
 ETCD_VERSION=3.6.16
 # The Helm library pulumi-kubernetes 4.25.0 itself renders charts with.
 HELM_VERSION=3.18.6
 # ---------------------------------------------------------------------------------------------
 
-UPSTREAM="${API_PLATFORM_UPSTREAM_DIR:-$ROOT/../shared/upstream}"
+PLUGINS_SRC="$ROOT/e2e/plugins"
 CACHE="${API_PLATFORM_TOOLCHAIN_DIR:-$HOME/.cache/api-platform/toolchain}"
 BIN="$CACHE/bin"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
@@ -55,17 +53,20 @@ for v in PULUMI_VERSION K8S_PROVIDER_VERSION RANDOM_VERSION TLS_VERSION; do
   [ -n "${!v}" ] || { echo "toolchain: no exact pin for $v in requirements.txt" >&2; exit 2; }
 done
 
+# Our plugins' slot is keyed by the versions they report and by their source (tests excluded).
+plugins_source() {
+  (cd "$PLUGINS_SRC" && find . -type f \( -name '*.go' ! -name '*_test.go' -o -name go.mod -o -name go.sum \) |
+    LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+}
 declare -A KEYS=(
   [pulumi]="$PULUMI_VERSION"
-  [langhost]="$PULUMI_VERSION"
-  [random]="$RANDOM_VERSION"
-  [tls]="$TLS_VERSION"
+  [plugins]="$PULUMI_VERSION-$RANDOM_VERSION-$TLS_VERSION-$(plugins_source)"
   [kubernetes]="$K8S_PROVIDER_VERSION"
   [control-plane]="$KUBE_VERSION"
   [etcd]="$ETCD_VERSION"
   [helm]="$HELM_VERSION-k8s$KUBE_VERSION"
 )
-ORDER=(pulumi langhost random tls kubernetes etcd control-plane helm)
+ORDER=(pulumi plugins kubernetes etcd control-plane helm)
 
 # slot NAME -> the directory that holds NAME's binaries for its current key
 slot() { echo "$CACHE/$1-${KEYS[$1]}"; }
@@ -101,14 +102,6 @@ wrapper_module() {
   printf 'module %s\n\ngo %s\n' "$2" "$3" >"$1/go.mod"
 }
 
-# copy_source DIR -> a writable copy of an upstream source folder under $CACHE/work
-copy_source() {
-  local w="$CACHE/work/$(basename "$1")"
-  [ -d "$1" ] || { echo "toolchain: upstream source $1 not found (set API_PLATFORM_UPSTREAM_DIR)" >&2; exit 2; }
-  rm -rf "$w" && mkdir -p "$CACHE/work" && cp -r "$1" "$w" && chmod -R u+w "$w"
-  echo "$w"
-}
-
 # Each builder writes its binaries into $OUT (a temporary directory that becomes the slot).
 build_pulumi() {
   local w="$CACHE/work/pulumi"
@@ -122,39 +115,20 @@ build_pulumi() {
       -o "$OUT/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
 }
 
-# Upstream's Python language host. Its go.mod points pkg and sdk at the monorepo; use the
-# published modules of the same release instead. The exec script ships in the sdk module.
-build_langhost() {
-  local w sdk
-  w="$(copy_source "$UPSTREAM/pulumi-language-python-v$PULUMI_VERSION")"
-  (cd "$w"
-    go mod edit -dropreplace github.com/pulumi/pulumi/pkg/v3 -dropreplace github.com/pulumi/pulumi/sdk/v3 \
-      -require "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
-    go mod tidy >&2
-    "${GO_BUILD[@]}" -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
-      -o "$OUT/pulumi-language-python" .
-    sdk="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+# The project's own plugins (e2e/plugins, its go.sum committed): the Python language host, with
+# the executor script the served sdk/v3 module ships beside it, and the random and tls providers,
+# each stamped with the version requirements.txt pins so the engine finds no version to warn about.
+build_plugins() {
+  local sdk
+  (cd "$PLUGINS_SRC"
+    build_own() {  # build_own NAME VERSION
+      "${GO_BUILD[@]}" -mod=readonly -ldflags "-s -w -X main.version=$2" -o "$OUT/$1" "./cmd/$1"
+    }
+    build_own pulumi-language-python "$PULUMI_VERSION"
+    build_own pulumi-resource-random "$RANDOM_VERSION"
+    build_own pulumi-resource-tls "$TLS_VERSION"
+    sdk="$(go list -mod=readonly -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
     install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$OUT/pulumi-language-python-exec")
-  rm -rf "$w"
-}
-
-# A bridged provider: generate the embedded schema, then build with the version stamped.
-# build_bridged NAME MAJOR VERSION [go mod edit flags...]
-build_bridged() {
-  local name="$1" major="$2" version="$3" w; shift 3
-  w="$(copy_source "$UPSTREAM/pulumi-$name-provider")"
-  (cd "$w"
-    [ $# -eq 0 ] || go mod edit "$@"
-    (cd "cmd/pulumi-resource-$name" && VERSION="$version" go generate main.go >&2)
-    "${GO_BUILD[@]}" \
-      -ldflags "-s -w -X github.com/pulumi/pulumi-$name/provider/$major/pkg/version.Version=$version" \
-      -o "$OUT/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
-  rm -rf "$w"
-}
-build_random() { build_bridged random v4 "$RANDOM_VERSION"; }
-build_tls() {
-  build_bridged tls v5 "$TLS_VERSION" -replace "github.com/hashicorp/terraform-provider-tls=github.com/hashicorp/terraform-provider-tls@$TF_TLS_VERSION"
 }
 
 # The provider module embeds schema-embed.json, which upstream generates and does not ship in
@@ -246,18 +220,25 @@ publish() {  # publish SRC NAME: $BIN/NAME becomes SRC's file
 }
 rm -f "$BIN"/.new "$BIN"/.link.* "$BIN"/.plugins.*
 declare -A WANTED=([plugins.tsv]=1)
-for n in pulumi langhost etcd control-plane helm; do
+# The language host and its executor go beside the CLI; the providers are listed in plugins.tsv.
+for n in pulumi plugins etcd control-plane helm; do
   have "$n" || continue
   for f in "$(slot "$n")"/*; do
+    case "$(basename "$f")" in pulumi-resource-*) continue ;; esac
     publish "$f" "$(basename "$f")"
     WANTED[$(basename "$f")]=1
   done
 done
 plugins="$(mktemp "$BIN/.plugins.XXXXXX")"
-for n in kubernetes random tls; do
-  have "$n" || continue
-  printf '%s\t%s\t%s\n' "$n" "${KEYS[$n]}" "$(slot "$n")/pulumi-resource-$n"
-done >"$plugins"
+{
+  if have kubernetes; then
+    printf 'kubernetes\t%s\t%s\n' "$K8S_PROVIDER_VERSION" "$(slot kubernetes)/pulumi-resource-kubernetes"
+  fi
+  if have plugins; then
+    printf 'random\t%s\t%s\n' "$RANDOM_VERSION" "$(slot plugins)/pulumi-resource-random"
+    printf 'tls\t%s\t%s\n' "$TLS_VERSION" "$(slot plugins)/pulumi-resource-tls"
+  fi
+} >"$plugins"
 chmod 0644 "$plugins" && mv -f "$plugins" "$BIN/plugins.tsv"
 for f in "$BIN"/*; do
   [ -n "${WANTED[$(basename "$f")]:-}" ] || rm -f "$f"
