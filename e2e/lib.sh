@@ -135,7 +135,9 @@ cluster_down() {
 pulumi_workspace() {
   local w="$1" plugins name version binary
   mkdir -p "$w/project" "$w/state" "$w/home"
-  (cd "$E2E_ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$w/project")
+  # tracked and new files as they are in the working tree (a file deleted there is not copied)
+  (cd "$E2E_ROOT" && git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$w/project")
   ln -s "$E2E_ROOT/.venv" "$w/project/.venv"
   export PULUMI_HOME="$w/home" PULUMI_BACKEND_URL="file://$w/state" PULUMI_CONFIG_PASSPHRASE=e2e-only \
     PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
