@@ -68,7 +68,10 @@ def auth_plugin(api: ApiConfig, token_ttl_s: int) -> tuple[str, dict[str, Any]] 
             "run_on_preflight": False,
         }
     if api.auth == "oidc" and api.oidc:
-        return "oidc-jwt", api.oidc.model_dump()
+        oidc = api.oidc.model_dump()
+        if oidc["hide_credentials"] is None:
+            oidc["hide_credentials"] = api.backend.external is not None
+        return "oidc-jwt", oidc
     if api.auth == "key-auth":
         return "key-auth", {"key_names": ["apikey", "x-api-key"], "hide_credentials": True, "key_in_body": False}
     if api.auth == "oauth2":
@@ -93,7 +96,12 @@ def api_plugins(api: ApiConfig, catalogue: CatalogueConfig) -> list[tuple[str, d
     if auth:
         plugins.append(auth)
     if api.allowed_groups:
-        plugins.append(("acl", {"allow": sorted(api.allowed_groups), "hide_groups_header": True}))
+        acl: dict[str, Any] = {"allow": sorted(api.allowed_groups), "hide_groups_header": True}
+        if api.auth == "oidc":
+            # The token's groups decide even when consumerClaim attaches a Kong consumer: Kong's
+            # acl otherwise reads a consumer's own ACL groups and ignores the authenticated ones.
+            acl["always_use_authenticated_groups"] = True
+        plugins.append(("acl", acl))
     # Kong runs one rate-limiting instance per request: by client IP where nobody is
     # authenticated, by consumer where everybody is.
     limit: dict[str, Any] = {

@@ -67,12 +67,30 @@ class KongGatewayArgs:
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Custom Lua plugins: plugin name -> {file name: source}, mounted at /opt/kong/plugins/<name>.
     custom_plugins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Lua libraries the plugins share: name -> {file name: source}, mounted at /opt/<name>
+    # (required as `<name>.<module>` through KONG_LUA_PACKAGE_PATH).
+    lua_libraries: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 def gateway_selector(name: str) -> dict[str, str]:
     """The selector labels of the gateway pods of a KongGateway called `name`."""
     return selector_labels(app_labels(name, "gateway"))
+
+
+def lua_sources(args: KongGatewayArgs) -> list[tuple[str, str, Mapping[str, str]]]:
+    """(ConfigMap suffix, mount path, files) of every Lua source shipped to Kong: the plugins and
+    the libraries they share."""
+    return [
+        *(
+            (f"plugin-{plugin}", f"/opt/kong/plugins/{plugin}", files)
+            for plugin, files in sorted(args.custom_plugins.items())
+        ),
+        *(
+            (f"lua-{library.replace('_', '-')}", f"/opt/{library}", files)  # Lua names, DNS names
+            for library, files in sorted(args.lua_libraries.items())
+        ),
+    ]
 
 
 def plugins_checksum(plugins: Mapping[str, Mapping[str, str]]) -> str:
@@ -103,12 +121,12 @@ class KongGateway(pulumi.ComponentResource):
 
         self.plugin_config_maps = [
             k8s.core.v1.ConfigMap(
-                f"{name}-plugin-{plugin}",
-                metadata=meta(f"{name}-plugin-{plugin}", ns, self.labels),
+                f"{name}-{config_map}",
+                metadata=meta(f"{name}-{config_map}", ns, self.labels),
                 data=dict(files),
                 opts=child(self),
             )
-            for plugin, files in sorted(args.custom_plugins.items())
+            for config_map, _path, files in lua_sources(args)
         ]
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
@@ -269,16 +287,14 @@ class KongGateway(pulumi.ComponentResource):
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 - an emptyDir
             k8s.core.v1.VolumeMountArgs(name="postgres-ca", mount_path=PG_CA_MOUNT, read_only=True),
         ]
-        for plugin in sorted(self._args.custom_plugins):
-            volume = f"plugin-{plugin}"
+        for config_map, path, _files in lua_sources(self._args):
             volumes.append(
                 k8s.core.v1.VolumeArgs(
-                    name=volume, config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{self._name}-plugin-{plugin}")
+                    name=config_map,
+                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{self._name}-{config_map}"),
                 )
             )
-            mounts.append(
-                k8s.core.v1.VolumeMountArgs(name=volume, mount_path=f"/opt/kong/plugins/{plugin}", read_only=True)
-            )
+            mounts.append(k8s.core.v1.VolumeMountArgs(name=config_map, mount_path=path, read_only=True))
         return volumes, mounts
 
     def _container(self, name: str, **extra: object) -> k8s.core.v1.ContainerArgs:
@@ -374,7 +390,9 @@ class KongGateway(pulumi.ComponentResource):
                         annotations={
                             "kuma.io/gateway": "enabled",
                             # Lua modules load at start: a changed plugin must restart the pods.
-                            "checksum/plugins": plugins_checksum(args.custom_plugins),
+                            "checksum/plugins": plugins_checksum(
+                                {path: files for _config_map, path, files in lua_sources(args)}
+                            ),
                         },
                     ),
                     spec=self._pod_spec(

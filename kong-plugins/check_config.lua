@@ -8,22 +8,8 @@
 -- Kong would refuse at sync is caught before a deployment.
 local cjson = require "cjson"
 
-local function typedef(base)
-  return function(overrides)
-    local t = {}
-    for k, v in pairs(base) do t[k] = v end
-    for k, v in pairs(overrides or {}) do t[k] = v end
-    return t
-  end
-end
-
--- kong.db.schema.typedefs, as far as our schemas use it.
-package.loaded["kong.db.schema.typedefs"] = {
-  no_consumer = { type = "foreign" },
-  protocols_http = { type = "set", elements = { type = "string" }, default = { "http", "https" } },
-  host = typedef({ type = "string", match = "^[%w%.%-]+$" }),
-  port = typedef({ type = "integer", between = { 0, 65535 } }),
-}
+package.path = "./spec/?.lua;" .. package.path
+require "typedefs" -- kong.db.schema.typedefs, as far as our schemas use it
 
 local errors = {}
 local function fail(path, message)

@@ -688,6 +688,11 @@ class OidcConfig(StrictModel):
     required_claims: dict[str, str] = Field(default_factory=dict, description="claim values every token must carry")
     groups_claim: str = Field(default="groups", description="the claim whose values the acl plugin checks")
     consumer_claim: str | None = Field(default=None, description="a claim naming a Kong consumer to attach")
+    hide_credentials: bool | None = Field(
+        default=None,
+        description="keep the bearer token from the upstream (default: on for an external upstream, so the "
+        "organisation's tokens never reach a third party; off for a backend in the cluster)",
+    )
     leeway_seconds: int = Field(default=60, ge=0, le=300, description="clock skew allowed on exp, nbf and iat")
     jwks_cache_seconds: int = Field(default=3600, ge=60, le=86400)
     min_refresh_seconds: int = Field(

@@ -68,6 +68,15 @@ def custom_plugins() -> dict[str, dict[str, str]]:
     }
 
 
+def lua_libraries() -> dict[str, dict[str, str]]:
+    """The Lua libraries the plugins share: kong-plugins/lib/<name>/*.lua, required as <name>.<module>."""
+    return {
+        library.name: {f.name: f.read_text() for f in sorted(library.glob("*.lua"))}
+        for library in sorted((PLUGINS_DIR / "lib").iterdir())
+        if library.is_dir()
+    }
+
+
 def provider_annotations(cluster: ClusterConfig) -> dict[str, str]:
     """Annotations that change how the Kubernetes provider applies, waits for and deletes objects.
 
@@ -327,6 +336,7 @@ def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh)
         admin_clients=controller_selector(),
         extra_env={**edge_env(cfg), **kong_tracing_env(cfg.observability.tracing.sampling_rate)},
         custom_plugins=custom_plugins(),
+        lua_libraries=lua_libraries(),
         # The mesh's injector must be ready before Kong's pods start, or they run without sidecars.
         depends_on=[database, mesh],
     )

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.kong_gateway import plugins_checksum
 from stacks.loader import ConfigError, validate_platform
+from stacks.platform import custom_plugins, lua_libraries
 from tests.harness import ROOT, RecordedResource, Recording, platform_object, refusal, run_program
 
 KONG_PLUGIN = "kubernetes:configuration.konghq.com/v1:KongPlugin"
@@ -270,6 +271,15 @@ def test_ai_router_is_shipped_to_kong_and_its_jobs(recordings: dict[str, Recordi
     ]
 
 
+def test_the_shipped_lua_sources_restart_kong_when_they_change(recording: Recording) -> None:
+    """The checksum covers every plugin and the libraries they share (a changed library restarts Kong)."""
+    shipped = {f"/opt/kong/plugins/{name}": files for name, files in custom_plugins().items()}
+    shipped |= {f"/opt/{name}": files for name, files in lua_libraries().items()}
+    assert "/opt/api_platform" in shipped
+    template = recording.named("kong-deployment").spec["template"]
+    assert template["metadata"]["annotations"]["checksum/plugins"] == plugins_checksum(shipped)
+
+
 def test_a_changed_plugin_restarts_kong() -> None:
     files = {"ai-router": {"handler.lua": "return {}", "schema.lua": "return {}"}}
     changed = {"ai-router": {"handler.lua": "return {PRIORITY = 1}", "schema.lua": "return {}"}}
@@ -277,7 +287,7 @@ def test_a_changed_plugin_restarts_kong() -> None:
     assert plugins_checksum(files) == plugins_checksum(dict(files))
 
 
-@pytest.mark.parametrize(("plugin", "minimum_specs"), [("ai-router", 11), ("oidc-jwt", 37)])
+@pytest.mark.parametrize(("plugin", "minimum_specs"), [("ai-router", 18), ("oidc-jwt", 92)])
 def test_plugin_logic_with_busted_on_luajit(plugin: str, minimum_specs: int) -> None:
     """The plugins' specs on LuaJIT; oidc-jwt's with real signatures (openssl, libcrypto)."""
     busted = shutil.which("busted")

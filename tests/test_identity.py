@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from components.kong_apis import api_plugins
+from stacks.loader import validate_platform
 from stacks.platform import custom_plugins
 from tests.harness import ROOT, Recording, platform_object, refusal, run_program
 from tests.test_edge import CERTIFICATE, KONG_PLUGIN, ingress, plugins_of
@@ -26,6 +28,7 @@ PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SECRET = "kubernetes:core/v1:Secret"
 SERVICE = "kubernetes:core/v1:Service"
 UPSTREAM_POLICY = "kubernetes:configuration.konghq.com/v1beta1:KongUpstreamPolicy"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 PLUGINS = ROOT / "kong-plugins"
 
 
@@ -85,11 +88,43 @@ def test_an_oidc_api_validates_tokens_of_its_identity_provider(recordings: dict[
         "leeway_seconds": 60,
         "jwks_cache_seconds": 3600,
         "min_refresh_seconds": 30,
+        "hide_credentials": False,  # a backend in the cluster may read the caller's token
     }
-    # The token's groups reach the ACL; its subject is the credential rate limiting counts by.
-    assert plugins["acl"]["allow"] == ["ml-engineers"]
+    # The token's groups decide the ACL, even when consumer_claim attaches a Kong consumer (Kong's acl
+    # reads a consumer's own groups unless always_use_authenticated_groups; the oidc-jwt specs
+    # exercise that rule); its subject is the credential rate limiting counts by.
+    assert plugins["acl"] == {
+        "allow": ["ml-engineers"],
+        "hide_groups_header": True,
+        "always_use_authenticated_groups": True,
+    }
     assert plugins["rate-limiting"]["limit_by"] == "consumer"
     assert not {"jwt", "key-auth", "oauth2"} & set(plugins)
+
+
+def test_the_organisations_tokens_never_reach_an_external_upstream(recordings: dict[str, Recording]) -> None:
+    for stack in ("dev", "prod"):
+        assert plugins_of(recordings[stack], "hosted-llm")["oidc-jwt"]["hide_credentials"] is True, stack
+
+
+def test_hide_credentials_can_be_set_either_way() -> None:
+    for api, value in (("hosted-llm", False), ("assistant", True)):
+        raw = platform_object("prod")
+        edit_api(api, lambda a, v=value: a["oidc"].update(hideCredentials=v))(raw)
+        cfg = validate_platform(raw, "Pulumi.prod.yaml")
+        plugins = dict(api_plugins(cfg.catalogue.by_name[api], cfg.catalogue))
+        assert plugins["oidc-jwt"]["hide_credentials"] is value, api
+
+
+def test_only_oidc_apis_let_authenticated_groups_override_consumer_groups(recordings: dict[str, Recording]) -> None:
+    run = recordings["prod"]
+    acls = 0
+    for route in run.of_type(INGRESS):
+        plugins = plugins_of(run, route.name.removeprefix("apis-").removesuffix("-ingress"))
+        if "acl" in plugins:
+            acls += 1
+            assert plugins["acl"].get("always_use_authenticated_groups", False) is ("oidc-jwt" in plugins), route.name
+    assert acls >= 2
 
 
 def test_every_custom_plugin_configuration_passes_the_plugins_schema(recording: Recording) -> None:
@@ -135,6 +170,16 @@ def test_the_oidc_plugin_and_every_module_it_requires_reach_kong(recordings: dic
         for module in re.findall(r'require "kong\.plugins\.oidc-jwt\.(\w+)"', source)
     }
     assert required == {"crypto", "jwk", "jwt", "keys"}
+    # The shared library (api_platform.headers) is shipped and mounted where /opt/?.lua finds it.
+    libraries = {m for source in shipped.values() for m in re.findall(r'require "api_platform\.(\w+)"', source)}
+    assert libraries == {"headers"}
+    library = run.named("kong-lua-api-platform").inputs["data"]
+    assert library == {"headers.lua": (PLUGINS / "lib" / "api_platform" / "headers.lua").read_text()}
+    for workload in ("kong-deployment", "kong-migrations-up"):
+        pod = run.named(workload).pod_spec
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes[mounts["/opt/api_platform"]]["configMap"]["name"] == "kong-lua-api-platform", workload
     # keys.lua fetches the provider's keys with ssl_verify: Kong must trust the public CAs too.
     assert "system" in run.named("kong-deployment").env()["KONG_LUA_SSL_TRUSTED_CERTIFICATE"].split(",")
     assert {f"{m}.lua" for m in required} | {"handler.lua", "schema.lua"} == set(shipped)

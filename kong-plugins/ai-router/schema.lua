@@ -16,6 +16,9 @@ return {
         fields = {
           { header = { type = "string", required = true, default = "x-model" } },
           { body_field = { type = "string", required = false, default = "model" } },
+          -- The largest body read for its model field: larger (or chunked) bodies are routed on
+          -- the header alone, so routing never makes nginx buffer more than this.
+          { max_body_bytes = { type = "integer", required = true, default = 1048576, between = { 1024, 8388608 } } },
           { routes = {
               type = "array", required = true, default = {},
               elements = { type = "record", fields = {

@@ -17,6 +17,9 @@ return {
           { required_claims = { type = "map", keys = { type = "string" }, values = { type = "string" } } },
           { groups_claim = { type = "string", required = true, default = "groups" } },
           { consumer_claim = { type = "string" } },
+          -- Remove the bearer token from the request the upstream receives (the platform turns
+          -- it on for external upstreams: the organisation's tokens never reach a third party).
+          { hide_credentials = { type = "boolean", required = true, default = false } },
           { leeway_seconds = { type = "integer", required = true, default = 60, between = { 0, 300 } } },
           { jwks_cache_seconds = { type = "integer", required = true, default = 3600, between = { 60, 86400 } } },
           { min_refresh_seconds = { type = "integer", required = true, default = 30, between = { 1, 3600 } } },

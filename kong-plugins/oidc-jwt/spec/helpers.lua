@@ -1,57 +1,33 @@
 -- For the specs: the plugin's modules under their Kong names, a recording stand-in for the part of
 -- Kong's PDK the handler calls, and keys and tokens made by the openssl command line: every
 -- signature in the specs is real, and verified by libcrypto.
-package.path = "./?.lua;./spec/?.lua;" .. package.path
+package.path = "./?.lua;./spec/?.lua;../spec/?.lua;../lib/?.lua;" .. package.path
 table.insert(package.searchers or package.loaders, 2, function(name)
   local module = name:match("^kong%.plugins%.oidc%-jwt%.(.+)$")
   if module then
     return assert(loadfile("./" .. module .. ".lua"))
   end
 end)
-package.loaded["kong.db.schema.typedefs"] = {
-  no_consumer = { type = "foreign" },
-  protocols_http = { type = "set", default = { "http", "https" } },
-}
+require "typedefs"
 
 local cjson = require "cjson"
 local jwk = require "kong.plugins.oidc-jwt.jwk"
 
 local M = {}
 
+-- A claim override that deletes the claim.
+M.REMOVE = setmetatable({}, { __tostring = function() return "REMOVE" end })
+
 -- ---- Kong -----------------------------------------------------------------------------------------
 
+local pdk = require "pdk"
+M.install, M.received = pdk.install, pdk.received
+
+local CONSUMERS = { ["known-app"] = { id = "c-1", username = "known-app", custom_id = "app-7" } }
+
+-- The PDK for a request with `headers` (see spec/pdk.lua); the consumers Kong knows.
 function M.kong(headers)
-  local lowered = {}
-  for name, value in pairs(headers or {}) do
-    lowered[name:lower()] = value
-  end
-  local calls = { upstream = {}, cleared = {}, logs = {} }
-  local kong = {
-    request = { get_header = function(name) return lowered[name:lower()] end },
-    response = {
-      exit = function(status, body, response_headers)
-        calls.exit = { status = status, body = body, headers = response_headers }
-        return calls.exit
-      end,
-    },
-    service = {
-      request = {
-        set_header = function(name, value) calls.upstream[name] = value end,
-        clear_header = function(name) calls.cleared[name] = true end,
-      },
-    },
-    client = {
-      authenticate = function(consumer, credential) calls.consumer, calls.credential = consumer, credential end,
-      load_consumer = function(name, by_username)
-        assert(by_username, "consumers are looked up by username")
-        return name == "known-app" and { id = "c-1", username = name } or nil
-      end,
-    },
-    ctx = { shared = {} },
-    log = { info = function(...) table.insert(calls.logs, table.concat({ ... })) end },
-  }
-  calls.ctx = kong.ctx.shared
-  return kong, calls
+  return pdk.new({ headers = headers, consumers = CONSUMERS })
 end
 
 -- ---- keys and tokens ---------------------------------------------------------------------------------
@@ -122,8 +98,13 @@ local function ecdsa_raw(der)
   return r .. s
 end
 
+-- A part of a token: a table as JSON, a string as it is (for JSON cjson would not write).
+local function json_text(value)
+  return type(value) == "string" and value or cjson.encode(value)
+end
+
 function M.encode(header, claims)
-  return jwk.base64url_encode(cjson.encode(header)) .. "." .. jwk.base64url_encode(cjson.encode(claims))
+  return jwk.base64url_encode(json_text(header)) .. "." .. jwk.base64url_encode(json_text(claims))
 end
 
 -- A token signed by `key` (its algorithm and key id unless the header says otherwise).
@@ -137,11 +118,86 @@ function M.token(key, claims, header)
   return input .. "." .. jwk.base64url_encode(signature)
 end
 
+-- SHA-256 of `data`, raw.
+function M.sha256(data)
+  return run("openssl dgst -sha256 -binary " .. write("digest-input", data))
+end
+
+-- The DER ECDSA-Sig-Value openssl makes, before the JWS conversion.
+function M.der_signature(key, input)
+  return run("openssl dgst -sha256 -sign " .. key.path .. " " .. write("input", input))
+end
+
 -- HS256 with `secret` as the HMAC key (the algorithm-confusion attack uses the public key).
 function M.hmac_token(secret, claims, kid)
   local input = M.encode({ alg = "HS256", kid = kid, typ = "JWT" }, claims)
   local hex = run("openssl dgst -sha256 -hmac '" .. secret:gsub("'", "") .. "' -r " .. write("input", input))
   return input .. "." .. jwk.base64url_encode(from_hex(hex:match("^(%x+)")))
+end
+
+-- Kong's acl plugin's decision, as Kong documents it (3.8+; our stand-in: Kong itself is not
+-- installable here): the authenticated groups an authentication plugin set decide when no
+-- consumer is authenticated, or always with `always_use_authenticated_groups` (falling back to
+-- the consumer's ACL groups only when none were set); otherwise the consumer's own ACL groups.
+function M.acl_allows(config, authenticated_groups, consumer, consumer_acl_groups)
+  local groups
+  if type(authenticated_groups) == "table" and (consumer == nil or config.always_use_authenticated_groups) then
+    groups = authenticated_groups
+  elseif consumer then
+    groups = consumer_acl_groups[consumer.id] or {}
+  else
+    return false
+  end
+  for _, group in ipairs(groups) do
+    for _, allowed in ipairs(config.allow) do
+      if group == allowed then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- ---- concurrency -----------------------------------------------------------------------------------------
+
+-- Requests of one nginx worker, as coroutines: a fetch "waits on the network" by yielding, and
+-- the semaphore below yields until it is posted, as ngx.semaphore does.
+function M.semaphore()
+  local semaphore = { resources = 0, waited = 0 }
+  function semaphore:wait()
+    assert(coroutine.running(), "wait outside a request")
+    self.waited = self.waited + 1
+    while self.resources == 0 do
+      coroutine.yield()
+    end
+    self.resources = self.resources - 1
+    return true
+  end
+  function semaphore:post(n)
+    self.resources = self.resources + (n or 1)
+  end
+  return semaphore
+end
+
+-- Runs `count` requests (each `request(i)`) interleaved until all are done; their results.
+function M.concurrently(count, request)
+  local threads, results = {}, {}
+  for i = 1, count do
+    threads[i] = coroutine.create(function() results[i] = request(i) end)
+  end
+  for _ = 1, 10000 do
+    local alive = false
+    for i = 1, count do
+      if coroutine.status(threads[i]) ~= "dead" then
+        alive = true
+        assert(coroutine.resume(threads[i]))
+      end
+    end
+    if not alive then
+      return results
+    end
+  end
+  error("the requests never finished (a deadlock)")
 end
 
 -- ---- the identity provider ------------------------------------------------------------------------------
@@ -151,12 +207,15 @@ function M.provider(issuer, keys)
   local provider = { issuer = issuer, keys = keys, requests = {} }
   function provider.fetch(url)
     table.insert(provider.requests, url)
+    if coroutine.running() then
+      coroutine.yield() -- the network
+    end
     if url == issuer .. "/.well-known/openid-configuration" then
       return 200, cjson.encode({ issuer = issuer, jwks_uri = issuer .. "/keys" })
     elseif url == issuer .. "/keys" then
       local set = {}
       for _, key in ipairs(provider.keys) do
-        table.insert(set, key.jwk)
+        table.insert(set, key.jwk or key) -- a key of ours, or a raw (hostile) JWK
       end
       return 200, cjson.encode({ keys = set })
     end
