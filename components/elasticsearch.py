@@ -27,7 +27,7 @@ from components.k8s import (
     restricted_container_security,
     restricted_pod_security,
 )
-from stacks.config import ElasticsearchConfig
+from components.models.observability import ElasticsearchConfig
 
 ES_API = "elasticsearch.k8s.elastic.co/v1"
 ES_USER = 1000  # the elasticsearch user of the official image

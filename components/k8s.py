@@ -12,7 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.config import ProtectionConfig, ResourcesConfig
+from components.models.base import ResourcesConfig
+from components.models.cluster import ProtectionConfig
 
 PART_OF = "api-platform"
 MANAGED_BY = "pulumi"
@@ -78,7 +79,7 @@ def meta(
 
 @dataclass(frozen=True)
 class Protection:
-    """Resource options for objects whose loss loses data (see stacks.config.ProtectionConfig)."""
+    """Resource options for objects whose loss loses data (see components.models.cluster.ProtectionConfig)."""
 
     protect: bool = False
     retain_on_delete: bool = False

@@ -23,7 +23,8 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import app_labels, child, custom_resource, meta
 from components.kong_resources import KONG_API, KongObject, kong_plugin
-from stacks.config import ApiConfig, CatalogueConfig
+from components.models.apis import ApiConfig
+from components.models.catalogue import CatalogueConfig
 
 GATEWAY_TLS_SECRET = "gateway-tls"  # noqa: S105 - a Secret's name
 

@@ -19,7 +19,7 @@ import pulumi_tls as tls
 
 from components.k8s import Protection, app_labels, child, meta
 from components.kong_resources import KONG_API, KongObject
-from stacks.config import ConsumerConfig
+from components.models.catalogue import ConsumerConfig
 
 
 @dataclass(frozen=True)

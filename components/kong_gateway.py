@@ -27,7 +27,7 @@ from components.k8s import (
     selector_labels,
     spread_over_zones_and_nodes,
 )
-from stacks.config import KongConfig
+from components.models.kong import KongConfig
 
 KONG_USER = 1000  # the `kong` user of the official image
 PROXY_PORT, PROXY_TLS_PORT, ADMIN_TLS_PORT, STATUS_PORT = 8000, 8443, 8444, 8100

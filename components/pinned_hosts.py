@@ -27,8 +27,8 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components.k8s import Protection, app_labels, child, custom_resource, meta
+from components.models.catalogue import PinnedHostConfig
 from components.pins import public_key_pin
-from stacks.config import PinnedHostConfig
 
 
 def pinned_secret_name(host: str, key: str) -> str:

@@ -25,7 +25,7 @@ from components.k8s import (
     meta,
     release_pdb,
 )
-from stacks.config import PoolerConfig
+from components.models.postgres import PoolerConfig
 
 CNPG_API = "postgresql.cnpg.io/v1"
 OPERATOR_RELEASE, BARMAN_RELEASE = "cnpg", "barman-cloud"

@@ -18,8 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import HelmChart, app_labels, child, custom_resource, helm_release, meta
+from components.models.mesh import CniConfig
 from components.namespaces import NamespaceSpec, namespace_labels
-from stacks.config import CniConfig
 
 KUMA_API = "kuma.io/v1alpha1"
 MESH_NAME = "default"

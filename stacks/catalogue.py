@@ -13,9 +13,10 @@ import pulumi
 from components.k8s import Protection
 from components.kong_apis import EdgeSpec, KongApis, KongApisArgs
 from components.kong_consumers import KongConsumers, KongConsumersArgs
+from components.models.apis import ApiConfig, BackendKey
+from components.models.catalogue import CatalogueConfig
 from components.pinned_hosts import PinnedHosts, PinnedHostsArgs, pinned_secret_name
 from components.service_mesh import Permission, Workload
-from stacks.config import ApiConfig, BackendKey, CatalogueConfig
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def catalogue_permissions(
     callers: dict[BackendKey, list[Workload]] = {key: [] for key in backends}
     by_name = {api.name: api for api in apis}
     for caller in apis:
-        for called in caller.backend.calls:  # both in the mesh (stacks.config checks)
+        for called in caller.backend.calls:  # both in the mesh (components.models.catalogue checks)
             caller_workload = backends[caller.backend.workload]
             sources = callers[by_name[called].backend.workload]
             if caller_workload not in sources:

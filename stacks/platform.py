@@ -27,6 +27,8 @@ from components.kong_gateway import (
     gateway_selector,
 )
 from components.logging import Logging, LoggingArgs
+from components.models.base import HelmReleaseConfig, quantity_value
+from components.models.cluster import ClusterConfig
 from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
 from components.postgres import BackupSpec, PostgresCluster, PostgresClusterArgs
@@ -48,12 +50,7 @@ from components.tracing import (
     kong_tracing_env,
 )
 from stacks.catalogue import CatalogueContext, backend_workload, build_catalogue, catalogue_permissions
-from stacks.config import (
-    ClusterConfig,
-    HelmReleaseConfig,
-    PlatformConfig,
-    quantity_value,
-)
+from stacks.config import PlatformConfig
 from stacks.secrets import StackSecrets
 
 PLUGINS_DIR = Path(__file__).resolve().parent.parent / "kong-plugins"

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stacks.config import BackupConfig
+from components.models.postgres import BackupConfig
 from stacks.loader import ConfigError, load_stack_file
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.config import name_hint
+from components.models.base import name_hint
 from tests.harness import RecordedResource, Recording, platform_object, refusal, run_program
 
 KUMA = "kubernetes:kuma.io/v1alpha1"

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from components.models.postgres import BackupConfig
 from stacks import preflight
-from stacks.config import BackupConfig
 
 BUCKET = "acme-api-platform-pg-backups"
 REGION = "eu-west-1"
