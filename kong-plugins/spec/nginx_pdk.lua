@@ -23,6 +23,9 @@ _G.kong = {
       ngx.req.read_body()
       return ngx.req.get_body_data()
     end,
+    get_method = function() return ngx.req.get_method() end,
+    get_host = function() return ngx.var.host end,
+    get_path = function() return ngx.var.uri end,
   },
   service = {
     request = {
@@ -49,6 +52,9 @@ _G.kong = {
       ngx.ctx.authenticated_consumer, ngx.ctx.authenticated_credential = consumer, credential
     end,
     load_consumer = function(name) return M.consumers[name] end,
+    get_consumer = function() return ngx.ctx.authenticated_consumer end,
+    get_credential = function() return ngx.ctx.authenticated_credential end,
+    get_forwarded_ip = function() return ngx.var.remote_addr end,
   },
   ctx = setmetatable({}, { __index = function(_, field)
     if field == "shared" then
@@ -80,6 +86,29 @@ function M.loopback_fetch(issuer, port)
     end
     return tonumber(response:match("^HTTP/1%.%d (%d+)")), response:match("\r\n\r\n(.*)$")
   end
+end
+
+-- opa-authz's post for the tests: a plain HTTP/1.0 POST over a cosocket to OPA on loopback, with
+-- the plugin's timeout (lua-resty-http does the same with a keepalive pool in Kong).
+function M.loopback_post(port, path, body, timeout_ms)
+  local socket = ngx.socket.tcp()
+  socket:settimeout(timeout_ms)
+  local ok, err = socket:connect("127.0.0.1", port)
+  if not ok then
+    return nil, err
+  end
+  ok, err = socket:send("POST /v1/data/" .. path .. " HTTP/1.0\r\nHost: opa\r\nContent-Type: application/json\r\n"
+    .. "Content-Length: " .. #body .. "\r\n\r\n" .. body)
+  if not ok then
+    return nil, err
+  end
+  local response
+  response, err = socket:receive("*a")
+  socket:close()
+  if not response then
+    return nil, err
+  end
+  return tonumber(response:match("^HTTP/1%.%d (%d+)")), response:match("\r\n\r\n(.*)$")
 end
 
 return M

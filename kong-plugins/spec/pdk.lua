@@ -31,7 +31,8 @@ local function fields_of(headers)
   return fields
 end
 
--- request = { headers = ..., body = "...", consumers = { username -> consumer } }.
+-- request = { headers = ..., body = "...", consumers = { username -> consumer }, method, host, path,
+-- ip, consumer, credential (what an authentication plugin set before) }.
 function M.new(request)
   request = request or {}
   local fields = fields_of(request.headers)
@@ -80,6 +81,9 @@ function M.new(request)
         end
         return type(value) == "table" and value[1] or value
       end,
+      get_method = function() return request.method or "GET" end,
+      get_host = function() return request.host or "api.example.com" end,
+      get_path = function() return request.path or "/" end,
       get_raw_body = function(max)
         calls.body_read = true
         local body = request.body
@@ -113,6 +117,9 @@ function M.new(request)
     },
     client = {
       authenticate = function(consumer, credential) calls.consumer, calls.credential = consumer, credential end,
+      get_consumer = function() return calls.consumer end,
+      get_credential = function() return calls.credential end,
+      get_forwarded_ip = function() return request.ip or "203.0.113.7" end,
       load_consumer = function(name, by_username)
         assert(by_username, "consumers are looked up by username")
         return (request.consumers or {})[name]
@@ -122,6 +129,7 @@ function M.new(request)
     log = { debug = log, info = log, warn = log, err = log },
   }
   calls.ctx = kong.ctx.shared
+  calls.consumer, calls.credential = request.consumer, request.credential
   return kong, calls
 end
 

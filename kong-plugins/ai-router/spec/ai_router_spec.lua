@@ -1,7 +1,8 @@
-package.path = "./?.lua;./spec/?.lua;../spec/?.lua;../lib/?.lua;" .. package.path
+package.path = "../spec/?.lua;" .. package.path
+require "plugin" ("ai-router")
 local pdk = require "pdk"
 require "typedefs"
-local handler = require "handler"
+local handler = require "kong.plugins.ai-router.handler"
 
 local conf = {
   header = "x-model",

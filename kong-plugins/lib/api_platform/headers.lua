@@ -49,14 +49,19 @@ function M.clear(headers, names)
   end
 end
 
--- Every value the request carries for `name`, in any spelling.
+-- Every value the request carries for `name`, in any spelling (spellings in a stable order).
 function M.values(headers, name)
-  local wanted, values = M.canonical(name), {}
-  for raw, value in pairs(headers) do
+  local wanted, spellings, values = M.canonical(name), {}, {}
+  for raw in pairs(headers) do
     if type(raw) == "string" and M.canonical(raw) == wanted then
-      for _, v in ipairs(type(value) == "table" and value or { value }) do
-        values[#values + 1] = v
-      end
+      spellings[#spellings + 1] = raw
+    end
+  end
+  table.sort(spellings)
+  for _, raw in ipairs(spellings) do
+    local value = headers[raw]
+    for _, v in ipairs(type(value) == "table" and value or { value }) do
+      values[#values + 1] = v
     end
   end
   return values

@@ -1,13 +1,8 @@
 -- For the specs: the plugin's modules under their Kong names, a recording stand-in for the part of
 -- Kong's PDK the handler calls, and keys and tokens made by the openssl command line: every
 -- signature in the specs is real, and verified by libcrypto.
-package.path = "./?.lua;./spec/?.lua;../spec/?.lua;../lib/?.lua;" .. package.path
-table.insert(package.searchers or package.loaders, 2, function(name)
-  local module = name:match("^kong%.plugins%.oidc%-jwt%.(.+)$")
-  if module then
-    return assert(loadfile("./" .. module .. ".lua"))
-  end
-end)
+package.path = "../spec/?.lua;" .. package.path
+require "plugin" ("oidc-jwt")
 require "typedefs"
 
 local cjson = require "cjson"
