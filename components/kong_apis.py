@@ -25,6 +25,7 @@ from components.k8s import app_labels, child, custom_resource, meta
 from components.kong_resources import KONG_API, KongObject, kong_plugin
 from components.models.apis import ApiConfig
 from components.models.catalogue import CatalogueConfig
+from components.policy_engine import CataloguePolicy
 
 GATEWAY_TLS_SECRET = "gateway-tls"  # noqa: S105 - a Secret's name
 
@@ -50,6 +51,8 @@ class KongApisArgs:
     edge: EdgeSpec | None = None
     # Hosts served with a key the program owns (PinnedHosts): host -> the served key's TLS Secret.
     pinned_tls: Mapping[str, str] = field(default_factory=dict)
+    # How the catalogue's APIs with a policy ask the gateway's OPA (None: the platform runs none).
+    policy: CataloguePolicy | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -90,7 +93,9 @@ def auth_plugin(api: ApiConfig, token_ttl_s: int) -> tuple[str, dict[str, Any]] 
     return None
 
 
-def api_plugins(api: ApiConfig, catalogue: CatalogueConfig) -> list[tuple[str, dict[str, Any]]]:
+def api_plugins(
+    api: ApiConfig, catalogue: CatalogueConfig, policy: CataloguePolicy | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """(plugin, config) for one API, in the order they are listed on its Ingress."""
     plugins = []
     auth = auth_plugin(api, catalogue.oauth2_token_ttl_s)
@@ -115,6 +120,10 @@ def api_plugins(api: ApiConfig, catalogue: CatalogueConfig) -> list[tuple[str, d
         limit["redis"] = {"host": catalogue.redis_host, "port": 6379}
     plugins.append(("rate-limiting", limit))
     plugins.append(("request-size-limiting", {"allowed_payload_size": api.max_body_mb, "size_unit": "megabytes"}))
+    if api.policy:
+        if policy is None:
+            raise ValueError(f"API {api.name} has a policy, but the platform runs no policy engine")
+        plugins.append(("opa-authz", policy.plugin_config(api.name, api.policy)))
     if api.ai_routing:
         routing = api.ai_routing
         plugins.append(
@@ -177,7 +186,9 @@ class KongApis(pulumi.ComponentResource):
             ns = api.backend.namespace
             hosts = hosts_by_namespace.setdefault(ns, [])
             hosts += [h for h in api.hosts if h not in hosts]
-            plugin_names = [self._plugin(ns, plugin, config) for plugin, config in api_plugins(api, args.catalogue)]
+            plugin_names = [
+                self._plugin(ns, plugin, config) for plugin, config in api_plugins(api, args.catalogue, args.policy)
+            ]
             service = self._service(api)
             # The Ingress waits for what it names (its plugins, its Service), nothing more.
             self._ingress(api, plugin_names, [*(self._shared[(ns, p)] for p in plugin_names), service])

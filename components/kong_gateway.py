@@ -70,6 +70,11 @@ class KongGatewayArgs:
     # Lua libraries the plugins share: name -> {file name: source}, mounted at /opt/<name>
     # (required as `<name>.<module>` through KONG_LUA_PACKAGE_PATH).
     lua_libraries: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Containers beside Kong in the gateway's pods (not its migration Jobs), their volumes, and the
+    # ports they serve health and metrics on (the NetworkPolicy opens them inside the cluster).
+    sidecars: list[k8s.core.v1.ContainerArgs] = field(default_factory=list)
+    sidecar_volumes: list[k8s.core.v1.VolumeArgs] = field(default_factory=list)
+    sidecar_ports: list[int] = field(default_factory=list)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -309,13 +314,16 @@ class KongGateway(pulumi.ComponentResource):
             **extra,  # type: ignore[arg-type]
         )
 
-    def _pod_spec(self, container: k8s.core.v1.ContainerArgs, **extra: object) -> k8s.core.v1.PodSpecArgs:
+    def _pod_spec(
+        self, container: k8s.core.v1.ContainerArgs, sidecars: bool = False, **extra: object
+    ) -> k8s.core.v1.PodSpecArgs:
+        args = self._args
         return k8s.core.v1.PodSpecArgs(
             service_account_name=self.service_account.metadata.name,
             automount_service_account_token=False,
             security_context=restricted_pod_security(KONG_USER),
-            containers=[container],
-            volumes=self._volumes()[0],
+            containers=[container, *(args.sidecars if sidecars else [])],
+            volumes=[*self._volumes()[0], *(args.sidecar_volumes if sidecars else [])],
             **extra,  # type: ignore[arg-type]
         )
 
@@ -397,6 +405,7 @@ class KongGateway(pulumi.ComponentResource):
                     ),
                     spec=self._pod_spec(
                         container,
+                        sidecars=True,
                         termination_grace_period_seconds=args.config.termination_grace_seconds,
                         topology_spread_constraints=spread_over_zones_and_nodes(selector),
                     ),
@@ -458,9 +467,9 @@ class KongGateway(pulumi.ComponentResource):
                             )
                         ],
                     ),
-                    # Health and metrics, from inside the cluster.
+                    # Health and metrics (Kong's and its sidecars'), from inside the cluster.
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[port(port=STATUS_PORT, protocol="TCP")],
+                        ports=[port(port=n, protocol="TCP") for n in [STATUS_PORT, *self._args.sidecar_ports]],
                         from_=[
                             k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
                         ],

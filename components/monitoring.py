@@ -30,8 +30,46 @@ BURN_ALERTS = [
 ]
 
 
+def policy_engine_alerts(decision_timeout_s: float) -> list[dict[str, Any]]:
+    """Open Policy Agent beside Kong (its metrics on the opa container's diagnostic port): an error
+    there is a 503 to a caller (the gateway fails closed), a slow decision eats Kong's latency budget."""
+    data_api = 'container="opa", handler="v1/data"'
+    return [
+        {
+            "alert": "PolicyEngineErrors",
+            "expr": f'sum by (pod) (rate(http_request_duration_seconds_count{{{data_api}, code!="200"}}[5m])) > 0',
+            "for": "5m",
+            "labels": {"severity": "page"},
+            "annotations": {
+                "summary": "OPA in {{ $labels.pod }} fails decisions: its APIs answer 503",
+                "description": "{{ $value | humanize }} failed decisions per second; see OPA's log (a policy that "
+                "does not compile keeps the previous one, a missing decision answers 503).",
+            },
+        },
+        {
+            "alert": "PolicyEngineSlow",
+            "expr": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket"
+            f"{{{data_api}}}[5m]))) > {decision_timeout_s}",
+            "for": "10m",
+            "labels": {"severity": "ticket"},
+            "annotations": {"summary": f"OPA's P99 decision time is above {decision_timeout_s}s, Kong's timeout"},
+        },
+        {
+            "alert": "PolicyEngineDown",
+            "expr": 'up{container="opa"} == 0',
+            "for": "2m",
+            "labels": {"severity": "page"},
+            "annotations": {"summary": "OPA in {{ $labels.pod }} does not answer its metrics endpoint"},
+        },
+    ]
+
+
 def slo_rule_groups(
-    latency_p95_ms: int, availability_percent: float, certificate_expiry_days: int, gateway_hpa: str = "kong"
+    latency_p95_ms: int,
+    availability_percent: float,
+    certificate_expiry_days: int,
+    gateway_hpa: str = "kong",
+    policy_decision_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     budget = round(1 - availability_percent / 100, 6)
     recording = [
@@ -103,7 +141,10 @@ def slo_rule_groups(
             },
         },
     ]
-    return [{"name": "kong-slo-recording", "rules": recording}, {"name": "kong-slo-alerts", "rules": alerts}]
+    groups = [{"name": "kong-slo-recording", "rules": recording}, {"name": "kong-slo-alerts", "rules": alerts}]
+    if policy_decision_timeout_s is not None:
+        groups.append({"name": "policy-engine-alerts", "rules": policy_engine_alerts(policy_decision_timeout_s)})
+    return groups
 
 
 def dashboard() -> dict[str, Any]:
@@ -152,6 +193,7 @@ class MonitoringArgs:
     latency_p95_ms: int
     availability_percent: float
     certificate_expiry_days: int
+    policy_decision_timeout_s: float | None = None  # alerts on OPA beside Kong, when it runs
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -175,7 +217,14 @@ class Monitoring(pulumi.ComponentResource):
             MONITORING_API,
             "PrometheusRule",
             meta("api-platform-slo", args.namespace, labels),
-            {"groups": slo_rule_groups(args.latency_p95_ms, args.availability_percent, args.certificate_expiry_days)},
+            {
+                "groups": slo_rule_groups(
+                    args.latency_p95_ms,
+                    args.availability_percent,
+                    args.certificate_expiry_days,
+                    policy_decision_timeout_s=args.policy_decision_timeout_s,
+                )
+            },
             deps,
         )
         k8s.core.v1.ConfigMap(

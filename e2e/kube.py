@@ -7,6 +7,7 @@
     python e2e/kube.py edit PATH JSON              change an object behind Pulumi's back (a JSON merge patch,
                                                    as `kubectl edit` or `kubectl scale` would)
     python e2e/kube.py get PATH [FIELD ...]        print an object, or the fields at the dotted FIELD paths
+                                                   (a number picks a list item: spec.containers.1.name)
     python e2e/kube.py count SELECTOR              how many objects match a label selector
     python e2e/kube.py delete-namespaces NAME ...  delete namespaces (what a deliberate teardown leaves)
 
@@ -269,7 +270,10 @@ def _get(kube: Kube, args: list[str]) -> int:
     for dotted in args[1:] or [""]:
         value = obj
         for key in filter(None, dotted.split(".")):
-            value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, list) and key.isdigit():
+                value = value[int(key)] if int(key) < len(value) else None
+            else:
+                value = value.get(key) if isinstance(value, dict) else None
         print(json.dumps(value))
     return 0
 

@@ -253,6 +253,23 @@ team_catalogue() {
   "$E2E_PYTHON" "$ROOT/e2e/assert_stack.py" "$team" --catalogue --gone
 }
 
+# Dynamic policy evaluation as the API server holds it: OPA beside Kong, its Data API on loopback
+# only, the ConfigMaps it loads (the platform's policy and the catalogue's, with their data), and
+# the opa-authz plugin on the APIs with a policy.
+policy_engine_read_back() {
+  local deployment=/apis/apps/v1/namespaces/kong/deployments/kong configmaps=/api/v1/namespaces/kong/configmaps
+  [ "$("${KUBE[@]}" get "$deployment" spec.template.spec.containers.1.name)" = '"opa"' ] ||
+    { echo "no opa container beside Kong" >&2; return 1; }
+  "${KUBE[@]}" get "$deployment" spec.template.spec.containers.1.args | grep -q '"--addr=127.0.0.1:8181"' ||
+    { echo "OPA's Data API is not bound to loopback" >&2; return 1; }
+  "${KUBE[@]}" get "$configmaps/kong-opa-platform" data | grep -q 'package platform.gateway' ||
+    { echo "the platform policy is not in its ConfigMap" >&2; return 1; }
+  "${KUBE[@]}" get "$configmaps/kong-opa-apis-platform" data | grep -q 'package apis.platform.assistant' ||
+    { echo "the catalogue's API policies are not in their ConfigMap" >&2; return 1; }
+  "${KUBE[@]}" dump --ours | grep -cE "^KongPlugin[[:space:]]ai-services[[:space:]]opa-authz-" | grep -qx 2 ||
+    { echo "not one opa-authz KongPlugin per policed API" >&2; return 1; }
+}
+
 # Protection: a destroy of prod is refused and changes nothing.
 destroy_refused() {
   expect_failure "because it is protected" pulumi destroy --yes --non-interactive
@@ -286,6 +303,7 @@ for stack in "${STACKS[@]}"; do
   step "$stack:preview-no-changes" pulumi preview --non-interactive --expect-no-changes
   step "$stack:read-back" read_back "$stack"
   step "$stack:served-pins" "$E2E_PYTHON" "$ROOT/e2e/served_pins.py"
+  step "$stack:policy-engine-read-back" policy_engine_read_back
   step "$stack:team-catalogue" team_catalogue "$stack"
   if [ "$stack" = prod ]; then
     step "$stack:drift-detected-and-restored" drift_detected_and_restored

@@ -9,7 +9,7 @@
 #   e2e/toolchain.sh [NAME...]          build what is missing, print the bin directory on stdout
 #   e2e/toolchain.sh --check [NAME...]  exit 0 if the binaries are already cached, 1 otherwise
 #
-# NAME is one of pulumi plugins kubernetes etcd control-plane helm (default: all).
+# NAME is one of pulumi plugins kubernetes etcd control-plane helm opa (default: all).
 #
 # The bin directory holds the CLI with its bundled Python language host (the CLI looks for it
 # beside its own executable), Helm and the control plane; it goes on PATH. The resource
@@ -39,6 +39,9 @@ KUBE_VERSION=1.34.4
 ETCD_VERSION=3.6.16
 # The Helm library pulumi-kubernetes 4.25.0 itself renders charts with.
 HELM_VERSION=3.18.6
+# Open Policy Agent: the version of the image the stacks deploy beside Kong (policy tests, the
+# loopback decision tests and the decision benchmark run this binary).
+OPA_VERSION="$(grep -o 'openpolicyagent/opa:[0-9.]*' "$ROOT/components/models/policy.py" | head -1 | cut -d: -f2)"
 # ---------------------------------------------------------------------------------------------
 
 PLUGINS_SRC="$ROOT/e2e/plugins"
@@ -65,8 +68,9 @@ declare -A KEYS=(
   [control-plane]="$KUBE_VERSION"
   [etcd]="$ETCD_VERSION"
   [helm]="$HELM_VERSION-k8s$KUBE_VERSION"
+  [opa]="$OPA_VERSION"
 )
-ORDER=(pulumi plugins kubernetes etcd control-plane helm)
+ORDER=(pulumi plugins kubernetes etcd control-plane helm opa)
 
 # slot NAME -> the directory that holds NAME's binaries for its current key
 slot() { echo "$CACHE/$1-${KEYS[$1]}"; }
@@ -193,6 +197,14 @@ build_helm() {
       -o "$OUT/helm" helm.sh/helm/v3/cmd/helm)
 }
 
+build_opa() {
+  local w="$CACHE/work/opa"
+  wrapper_module "$w" local.build/opa 1.26.0
+  (cd "$w"
+    go get "github.com/open-policy-agent/opa@v$OPA_VERSION" >&2
+    "${GO_BUILD[@]}" -ldflags "-s -w" -o "$OUT/opa" github.com/open-policy-agent/opa)
+}
+
 mkdir -p "$BIN"
 for n in "${WANT[@]}"; do
   if have "$n"; then
@@ -221,7 +233,7 @@ publish() {  # publish SRC NAME: $BIN/NAME becomes SRC's file
 rm -f "$BIN"/.new "$BIN"/.link.* "$BIN"/.plugins.*
 declare -A WANTED=([plugins.tsv]=1)
 # The language host and its executor go beside the CLI; the providers are listed in plugins.tsv.
-for n in pulumi plugins etcd control-plane helm; do
+for n in pulumi plugins etcd control-plane helm opa; do
   have "$n" || continue
   for f in "$(slot "$n")"/*; do
     case "$(basename "$f")" in pulumi-resource-*) continue ;; esac

@@ -8,8 +8,6 @@ in `policy/config/` set it together with the enforcement level (prod: mandatory,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -17,63 +15,37 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
 )
 
-ENVIRONMENT_SCHEMA = PolicyConfigSchema(properties={"environment": {"type": "string", "enum": ["dev", "prod"]}})
-
-WORKLOAD_TYPES = {
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "kubernetes:core/v1:Pod": ("spec",),
-}
 DEFAULT_REGISTRIES = ["docker.io", "ghcr.io", "quay.io", "cr.fluentbit.io", "docker.elastic.co", "registry.k8s.io"]
 EXACT_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.\-]+)?$")
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$", re.I)
 SECRET_TEXT = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----|(password|passwd|secret|token)\s*[:=]\s*['\"]?[^\s'\"$]{6,}", re.I
 )
-# Custom resource API groups and the Helm chart (or Kong's CRD file) that defines them.
-CRD_OWNERS = {
-    "postgresql.cnpg.io": "cloudnative-pg",
-    "barmancloud.cnpg.io": "plugin-barman-cloud",
-    "cert-manager.io": "cert-manager",
-    "kuma.io": "kuma",
-    "elasticsearch.k8s.elastic.co": "eck-operator",
-    "kibana.k8s.elastic.co": "eck-operator",
-    "configuration.konghq.com": "kong-crds",
-}
 
-
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _environment(args: ResourceValidationArgs | StackValidationArgs) -> str:
-    return str(args.get_config().get("environment", "prod"))
-
-
-def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    path = WORKLOAD_TYPES.get(resource_type)
-    spec = _get(props, *path) if path else None
-    return spec if isinstance(spec, Mapping) else None
-
-
-def containers(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    for key in ("initContainers", "containers"):
-        yield from spec.get(key) or []
+# The pack runs from its own directory (`pulumi preview --policy-pack policy`); the tests import it
+# as the package `policy`.
+try:
+    from .common import ENVIRONMENT_SCHEMA, containers, environment, get, pod_spec
+    from .stack_policies import custom_resources_after_their_crds, pdb_for_replicated_workloads, stateful_protected
+except ImportError:
+    from common import (  # type: ignore[no-redef,import-not-found]
+        ENVIRONMENT_SCHEMA,
+        containers,
+        environment,
+        get,
+        pod_spec,
+    )
+    from stack_policies import (  # type: ignore[no-redef,import-not-found]
+        custom_resources_after_their_crds,
+        pdb_for_replicated_workloads,
+        stateful_protected,
+    )
 
 
 def _workload_name(args: ResourceValidationArgs) -> str:
-    return f"{args.resource_type.rsplit(':', 1)[-1]} {_get(args.props, 'metadata', 'name') or args.name}"
+    return f"{args.resource_type.rsplit(':', 1)[-1]} {get(args.props, 'metadata', 'name') or args.name}"
 
 
 # ---- workloads --------------------------------------------------------------------------------
@@ -83,7 +55,7 @@ def _container_resources(args: ResourceValidationArgs, report: ReportViolation) 
     spec = pod_spec(args.resource_type, args.props)
     for container in containers(spec or {}):
         for kind in ("requests", "limits"):
-            values = _get(container, "resources", kind) or {}
+            values = get(container, "resources", kind) or {}
             missing = [r for r in ("cpu", "memory") if r not in values]
             if missing:
                 report(
@@ -116,7 +88,7 @@ def _pinned_images(args: ResourceValidationArgs, report: ReportViolation) -> Non
     registries = list(args.get_config().get("allowedRegistries", DEFAULT_REGISTRIES))
     images = [str(c.get("image", "")) for c in containers(pod_spec(args.resource_type, args.props) or {})]
     if args.resource_type == "kubernetes:postgresql.cnpg.io/v1:Cluster":
-        images.append(str(_get(args.props, "spec", "imageName") or ""))
+        images.append(str(get(args.props, "spec", "imageName") or ""))
     for image in filter(None, images):
         problem = image_problem(image, registries)
         if problem:
@@ -147,10 +119,10 @@ def _pod_security(args: ResourceValidationArgs, report: ReportViolation) -> None
             report(f"{name} allows privilege escalation", None)
         if security.get("readOnlyRootFilesystem") is not True:
             report(f"{name} has a writable root filesystem", None)
-        seccomp = _get(security, "seccompProfile", "type") or _get(pod, "seccompProfile", "type")
+        seccomp = get(security, "seccompProfile", "type") or get(pod, "seccompProfile", "type")
         if seccomp != "RuntimeDefault":
             report(f"{name} has no RuntimeDefault seccomp profile", None)
-        if "ALL" not in (_get(security, "capabilities", "drop") or []):
+        if "ALL" not in (get(security, "capabilities", "drop") or []):
             report(f"{name} does not drop all capabilities", None)
         if security.get("privileged"):
             report(f"{name} is privileged", None)
@@ -175,8 +147,8 @@ def _no_literal_secrets(args: ResourceValidationArgs, report: ReportViolation) -
     if args.resource_type == "kubernetes:core/v1:ConfigMap":
         for key, value in (args.props.get("data") or {}).items():
             if SECRET_TEXT.search(str(value)):
-                report(f"ConfigMap {_get(args.props, 'metadata', 'name')}: key {key} looks like a secret", None)
-    for key, value in (_get(args.props, "metadata", "annotations") or {}).items():
+                report(f"ConfigMap {get(args.props, 'metadata', 'name')}: key {key} looks like a secret", None)
+    for key, value in (get(args.props, "metadata", "annotations") or {}).items():
         if SECRET_TEXT.search(str(value)):
             report(f"{args.name}: annotation {key} looks like a secret", None)
 
@@ -194,10 +166,10 @@ no_literal_secrets = ResourceValidationPolicy(
 def _gateway_hpa_range(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != "kubernetes:autoscaling/v2:HorizontalPodAutoscaler":
         return
-    if _get(args.props, "spec", "scaleTargetRef", "name") != "kong":
+    if get(args.props, "spec", "scaleTargetRef", "name") != "kong":
         return
-    low, high = _get(args.props, "spec", "minReplicas") or 1, _get(args.props, "spec", "maxReplicas")
-    if _environment(args) == "prod" and (low < 3 or high is None or high > 50 or high < low):
+    low, high = get(args.props, "spec", "minReplicas") or 1, get(args.props, "spec", "maxReplicas")
+    if environment(args) == "prod" and (low < 3 or high is None or high > 50 or high < low):
         report(f"the gateway HPA scales {low}-{high}; prod requires 3-50 (ADR-001)", None)
 
 
@@ -237,15 +209,15 @@ kong_tls13 = ResourceValidationPolicy(
 def _load_balancers(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != "kubernetes:core/v1:Service":
         return
-    name = str(_get(args.props, "metadata", "name") or args.name)
-    service_type = _get(args.props, "spec", "type") or "ClusterIP"
-    ports = _get(args.props, "spec", "ports") or []
+    name = str(get(args.props, "metadata", "name") or args.name)
+    service_type = get(args.props, "spec", "type") or "ClusterIP"
+    ports = get(args.props, "spec", "ports") or []
     admin = any(str(p.get("targetPort")) in {"admin", "admin-tls", "8001", "8444"} for p in ports)
     if admin and service_type != "ClusterIP":
         report(f"Service {name} exposes the Kong admin API as {service_type}; it must stay ClusterIP", None)
-    gateway_proxy = _get(
-        args.props, "metadata", "labels", "app.kubernetes.io/component"
-    ) == "gateway" and name.endswith("-proxy")
+    gateway_proxy = get(args.props, "metadata", "labels", "app.kubernetes.io/component") == "gateway" and name.endswith(
+        "-proxy"
+    )
     if service_type == "LoadBalancer" and not gateway_proxy:
         report(f"Service {name} is a LoadBalancer; only the gateway proxy may be", None)
 
@@ -261,13 +233,13 @@ load_balancers = ResourceValidationPolicy(
 
 
 def _postgres_ha(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "kubernetes:postgresql.cnpg.io/v1:Cluster" or _environment(args) != "prod":
+    if args.resource_type != "kubernetes:postgresql.cnpg.io/v1:Cluster" or environment(args) != "prod":
         return
-    instances = _get(args.props, "spec", "instances") or 1
+    instances = get(args.props, "spec", "instances") or 1
     if instances < 3:
         report(f"PostgreSQL cluster {args.name} has {instances} instance(s); prod requires at least 3", None)
-    plugins = _get(args.props, "spec", "plugins") or []
-    if not any(p.get("isWALArchiver") for p in plugins) and not _get(args.props, "spec", "backup"):
+    plugins = get(args.props, "spec", "plugins") or []
+    if not any(p.get("isWALArchiver") for p in plugins) and not get(args.props, "spec", "backup"):
         report(f"PostgreSQL cluster {args.name} has no backups (WAL archiving) configured", None)
 
 
@@ -280,9 +252,9 @@ postgres_ha = ResourceValidationPolicy(
 
 
 def _mesh_mtls_strict(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "kubernetes:kuma.io/v1alpha1:Mesh" or _environment(args) != "prod":
+    if args.resource_type != "kubernetes:kuma.io/v1alpha1:Mesh" or environment(args) != "prod":
         return
-    mtls = _get(args.props, "spec", "mtls") or {}
+    mtls = get(args.props, "spec", "mtls") or {}
     enabled = mtls.get("enabledBackend")
     backend = next((b for b in mtls.get("backends") or [] if b.get("name") == enabled), None)
     if backend is None or backend.get("mode", "STRICT") != "STRICT":
@@ -298,9 +270,9 @@ mesh_mtls_strict = ResourceValidationPolicy(
 
 
 def _elasticsearch_nodes(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "kubernetes:elasticsearch.k8s.elastic.co/v1:Elasticsearch" or _environment(args) != "prod":
+    if args.resource_type != "kubernetes:elasticsearch.k8s.elastic.co/v1:Elasticsearch" or environment(args) != "prod":
         return
-    nodes = sum(int(n.get("count", 0)) for n in _get(args.props, "spec", "nodeSets") or [])
+    nodes = sum(int(n.get("count", 0)) for n in get(args.props, "spec", "nodeSets") or [])
     if nodes < 3:
         report(f"Elasticsearch {args.name} has {nodes} node(s); prod requires at least 3", None)
 
@@ -330,134 +302,23 @@ helm_pinned = ResourceValidationPolicy(
 )
 
 
-# ---- stack-wide ----------------------------------------------------------------------------------
-
-
-def _pod_labels(resource_type: str, props: Mapping[str, Any]) -> dict[str, str]:
-    path = (*WORKLOAD_TYPES.get(resource_type, ())[:-1], "metadata", "labels")
-    return dict(_get(props, *path) or {})
-
-
-def _pdb_for_replicated_workloads(args: StackValidationArgs, report: ReportViolation) -> None:
-    scaled = {
-        _get(r.props, "spec", "scaleTargetRef", "name"): _get(r.props, "spec", "minReplicas") or 1
-        for r in args.resources
-        if r.resource_type == "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-    }
-    budgets = [
-        (_get(r.props, "metadata", "namespace"), _get(r.props, "spec", "selector", "matchLabels") or {})
-        for r in args.resources
-        if r.resource_type == "kubernetes:policy/v1:PodDisruptionBudget"
-    ]
-    for r in args.resources:
-        if r.resource_type not in {"kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"}:
-            continue
-        name = _get(r.props, "metadata", "name")
-        replicas = max(_get(r.props, "spec", "replicas") or 1, scaled.get(name, 0))
-        if replicas < 2:
-            continue
-        namespace, labels = _get(r.props, "metadata", "namespace"), _pod_labels(r.resource_type, r.props)
-        if not any(ns == namespace and sel and sel.items() <= labels.items() for ns, sel in budgets):
-            report(
-                f"{r.resource_type.rsplit(':', 1)[-1]} {namespace}/{name} runs {replicas} replicas "
-                "but no PodDisruptionBudget selects its pods",
-                None,
-            )
-
-
-pdb_for_replicated_workloads = StackValidationPolicy(
-    name="pdb-for-replicated-workloads",
-    description="Every workload with more than one replica has a PodDisruptionBudget.",
-    validate=_pdb_for_replicated_workloads,
-)
-
-
-def crd_owner(resource: Any) -> str | None:
-    """The chart (or CRD file) that installs this resource's CRD, for releases and CRD files."""
-    if resource.resource_type == "kubernetes:helm.sh/v3:Release":
-        return str(resource.props.get("chart"))
-    if resource.resource_type == "kubernetes:yaml/v2:ConfigFile" and "konghq" in str(resource.props.get("file", "")):
-        return "kong-crds"
-    return None
-
-
-def _custom_resources_after_their_crds(args: StackValidationArgs, report: ReportViolation) -> None:
-    owners = {crd_owner(r): r for r in args.resources if crd_owner(r)}
-    for resource in args.resources:
-        api_version = str(resource.props.get("apiVersion") or "")
-        owner_chart = CRD_OWNERS.get(api_version.split("/", 1)[0]) if "/" in api_version else None
-        owner = owners.get(owner_chart)
-        if owner is None:
-            continue  # the CRD is installed outside this stack
-        seen, queue = set(), list(resource.dependencies)
-        while queue:
-            dependency = queue.pop()
-            if dependency.urn in seen:
-                continue
-            seen.add(dependency.urn)
-            queue.extend(dependency.dependencies)
-        if owner.urn not in seen:
-            report(
-                f"{resource.props.get('kind')} {resource.name} does not depend on {owner.name}, which installs its CRD",
-                None,
-            )
-
-
-custom_resources_after_their_crds = StackValidationPolicy(
-    name="custom-resources-after-their-crds",
-    description="A custom resource is never created before the release (or file) that defines its CRD.",
-    validate=_custom_resources_after_their_crds,
-)
-
-
-# Keys the program owns (pinned gateway keys, service clients' signing keys, the database CA):
-# a new one breaks every client that pinned, holds or trusts the old one.
-PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
-# Custom resources whose deletion or replacement loses data, or the backups of it.
-STATEFUL_KINDS = {
-    ("postgresql.cnpg.io", "Cluster"),
-    ("postgresql.cnpg.io", "ScheduledBackup"),
-    ("barmancloud.cnpg.io", "ObjectStore"),
-    ("elasticsearch.k8s.elastic.co", "Elasticsearch"),
+KONG_PLUGIN_TYPES = {
+    "kubernetes:configuration.konghq.com/v1:KongPlugin",
+    "kubernetes:configuration.konghq.com/v1:KongClusterPlugin",
 }
 
 
-def _stateful_protected(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Prod: stateful objects, the namespaces that hold them and the releases that define their CRDs
-    are protected, so neither a destroy nor a replacing change can delete them."""
-    if _environment(args) != "prod":
+def _opa_fail_closed(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in KONG_PLUGIN_TYPES or args.props.get("plugin") != "opa-authz":
         return
-    releases = {crd_owner(r): r for r in args.resources if crd_owner(r)}
-    namespaces = {
-        _get(r.props, "metadata", "name"): r
-        for r in args.resources
-        if r.resource_type == "kubernetes:core/v1:Namespace"
-    }
-    needed: dict[str, Any] = {}
-    for r in args.resources:
-        group = str(r.props.get("apiVersion") or "").split("/", 1)[0]
-        if (group, r.props.get("kind")) not in STATEFUL_KINDS:
-            continue
-        needed[f"{r.props.get('kind')} {r.name}"] = r
-        namespace = namespaces.get(_get(r.props, "metadata", "namespace"))
-        if namespace is not None:
-            needed[f"the namespace {namespace.name} that holds {r.props.get('kind')} {r.name}"] = namespace
-        release = releases.get(CRD_OWNERS.get(group))
-        if release is not None:
-            needed[f"the release {release.name} that defines the CRD of {r.props.get('kind')} {r.name}"] = release
-    for r in args.resources:
-        if r.resource_type == PRIVATE_KEY:
-            needed[f"the private key {r.name} (clients pin or hold it)"] = r
-    for what, resource in needed.items():
-        if not resource.opts.protect:
-            report(f"{what} is not protected: a destroy or a replacing change would delete it", resource.urn)
+    if environment(args) == "prod" and get(args.props, "config", "fail_open") is not False:
+        report(f"KongPlugin {args.name}: prod requires opa-authz to fail closed (config.fail_open: false)", None)
 
 
-stateful_protected = StackValidationPolicy(
-    name="stateful-protected",
-    description="Prod: stateful objects (PostgreSQL, its backups, Elasticsearch), their namespaces and CRD "
-    "releases, and the program's private keys are protected.",
-    validate=_stateful_protected,
+opa_fail_closed = ResourceValidationPolicy(
+    name="opa-fail-closed",
+    description="In prod a request whose policy question OPA cannot answer is refused (503), never let through.",
+    validate=_opa_fail_closed,
     config_schema=ENVIRONMENT_SCHEMA,
 )
 
@@ -474,6 +335,7 @@ POLICIES = [
     mesh_mtls_strict,
     elasticsearch_nodes,
     helm_pinned,
+    opa_fail_closed,
     pdb_for_replicated_workloads,
     custom_resources_after_their_crds,
     stateful_protected,

@@ -16,6 +16,7 @@ from components.kong_consumers import KongConsumers, KongConsumersArgs
 from components.models.apis import ApiConfig, BackendKey
 from components.models.catalogue import CatalogueConfig
 from components.pinned_hosts import PinnedHosts, PinnedHostsArgs, pinned_secret_name
+from components.policy_engine import CataloguePolicies, CataloguePolicy
 from components.service_mesh import Permission, Workload
 
 
@@ -31,6 +32,7 @@ class CatalogueContext:
     protection: Protection
     consumers_namespace: str
     edge: EdgeSpec | None = None  # the gateway-wide plugins: the platform's catalogue only
+    policy: CataloguePolicy | None = None  # how its APIs ask OPA (None: the platform runs none)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -78,10 +80,14 @@ def build_catalogue(catalogue: CatalogueConfig, context: CatalogueContext, opts:
             renew_before=context.renew_before,
             edge=context.edge,
             pinned_tls={p.host: pinned_secret_name(p.host, p.keys[0]) for p in catalogue.pinned_hosts},
+            policy=context.policy,
             depends_on=context.depends_on,
         ),
         opts,
     )
+    if context.policy and catalogue.policed:
+        data = {api.name: api.policy.data for api in catalogue.policed if api.policy}
+        CataloguePolicies("policies", context.policy, data, opts)
     consumers = KongConsumers(
         "consumers",
         KongConsumersArgs(

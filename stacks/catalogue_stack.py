@@ -17,10 +17,11 @@ import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
 from components.k8s import ObjectDefaults, Protection, set_object_defaults
+from components.policy_engine import CataloguePolicy
 from components.service_mesh import MeshPermissions, MeshPermissionsArgs
 from stacks.catalogue import CatalogueContext, build_catalogue, catalogue_permissions
 from stacks.config import CatalogueStackConfig
-from stacks.loader import ConfigError
+from stacks.loader import ConfigError, catalogue_policies
 from stacks.platform import kubernetes_provider, provider_annotations
 
 CONTEXT_OUTPUT = "catalogueContext"
@@ -43,7 +44,24 @@ def registration_problems(cfg: CatalogueStackConfig, context: dict[str, Any]) ->
     ]
     if context.get("environment") != cfg.environment:
         problems.append(f"environment is {cfg.environment}, the platform stack's is {context.get('environment')}")
+    if cfg.catalogue.policed and not context.get("policy"):
+        apis = ", ".join(api.name for api in cfg.catalogue.policed)
+        problems.append(f"APIs {apis} have a policy, but the platform runs no policy engine (its policy.enabled)")
     return problems
+
+
+def catalogue_policy(cfg: CatalogueStackConfig, context: dict[str, Any]) -> CataloguePolicy | None:
+    """How the catalogue's APIs ask the platform's OPA; its policies go to the ConfigMap reserved for it."""
+    engine = context.get("policy")
+    if not engine or not cfg.catalogue.policed:
+        return None
+    return CataloguePolicy(
+        catalogue=cfg.name,
+        namespace=engine["namespace"],
+        config_map=engine["configMaps"][cfg.name],
+        port=int(engine["port"]),
+        rules={f.package[2]: f.source for f in catalogue_policies(cfg) if f.package},
+    )
 
 
 def platform_context(cfg: CatalogueStackConfig, source: str) -> dict[str, Any]:
@@ -79,6 +97,7 @@ def build_catalogue_stack(cfg: CatalogueStackConfig, source: str) -> dict[str, A
             renew_before=context["renewBefore"],
             protection=Protection.of(cfg.protection),
             consumers_namespace=cfg.consumer_namespace,
+            policy=catalogue_policy(cfg, context),
         ),
         opts,
     )

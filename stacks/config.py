@@ -23,6 +23,7 @@ from components.models.cluster import ClusterConfig, NamespacesConfig, Protectio
 from components.models.kong import KongConfig
 from components.models.mesh import MeshConfig
 from components.models.observability import ObservabilityConfig
+from components.models.policy import PolicyEngineConfig
 from components.models.postgres import PostgresConfig
 from components.models.tls import CertManagerConfig
 
@@ -54,6 +55,9 @@ class PlatformConfig(StrictModel):
     mesh: MeshConfig = Field(default=MeshConfig(), description="the Kuma service mesh")
     observability: ObservabilityConfig = Field(default=ObservabilityConfig(), description="metrics, logs, traces")
     protection: ProtectionConfig = Field(default=ProtectionConfig(), description="protection of stateful objects")
+    policy: PolicyEngineConfig = Field(
+        default=PolicyEngineConfig(), description="Open Policy Agent beside Kong (dynamic policy evaluation)"
+    )
 
     @property
     def is_prod(self) -> bool:
@@ -203,6 +207,14 @@ class PlatformConfig(StrictModel):
                     f"API {api.name}: namespace {api.backend.namespace} belongs to the catalogue stack "
                     f"{owner[api.backend.namespace]}; the platform's own catalogue uses other namespaces"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _policy_engine(self) -> PlatformConfig:
+        """APIs with a policy need OPA beside Kong."""
+        policed = [api.name for api in self.catalogue.policed]
+        if policed and not self.policy.enabled:
+            raise ValueError(f"policy.enabled is false, but APIs {policed} have a policy: OPA decides their requests")
         return self
 
     @model_validator(mode="after")

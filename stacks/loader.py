@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +22,9 @@ import pulumi
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from components.models.policy import PLATFORM_CATALOGUE
 from stacks.config import CatalogueStackConfig, PlatformConfig
+from stacks.policies import ROOT, PolicyError, RegoFile, api_rego, check_rego, platform_rego
 
 PROJECT = "api-platform"
 PLATFORM_KEY = "platform"
@@ -41,22 +43,36 @@ class ConfigError(Exception):
     """A stack configuration that cannot be deployed; the message is meant for the user."""
 
 
+def platform_policies(cfg: BaseModel) -> list[RegoFile]:
+    assert isinstance(cfg, PlatformConfig)
+    if not cfg.policy.enabled:
+        return []
+    return [*platform_rego(cfg.policy.rules), *api_rego(cfg.catalogue, PLATFORM_CATALOGUE, ROOT)]
+
+
+def catalogue_policies(cfg: BaseModel) -> list[RegoFile]:
+    assert isinstance(cfg, CatalogueStackConfig)
+    return api_rego(cfg.catalogue, cfg.name, ROOT / "catalogue")
+
+
 @dataclass(frozen=True)
 class Project:
-    """A Pulumi project of this repository: its one configuration object and its secure keys."""
+    """A Pulumi project of this repository: its one configuration object, its secure keys, and the
+    Rego files a stack's configuration brings (compiled before anything is registered)."""
 
     name: str
     key: str
     model: type[BaseModel]
     secure_keys: Mapping[str, str]
+    policies: Callable[[BaseModel], list[RegoFile]]
 
     @property
     def full_key(self) -> str:
         return f"{self.name}:{self.key}"
 
 
-PLATFORM = Project(PROJECT, PLATFORM_KEY, PlatformConfig, SECURE_KEYS)
-CATALOGUE = Project("api-catalogue", "catalogue", CatalogueStackConfig, {})
+PLATFORM = Project(PROJECT, PLATFORM_KEY, PlatformConfig, SECURE_KEYS, platform_policies)
+CATALOGUE = Project("api-catalogue", "catalogue", CatalogueStackConfig, {}, catalogue_policies)
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -190,9 +206,14 @@ def validate(raw: object, source: str, project: Project) -> BaseModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: {project.full_key} must be an object, got {type(raw).__name__}")
     try:
-        return project.model.model_validate(raw)
+        model = project.model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc, raw, project)) from None
+    try:
+        check_rego(project.policies(model))
+    except PolicyError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return model
 
 
 def validate_platform(raw: object, source: str) -> PlatformConfig:

@@ -4,7 +4,6 @@ module only maps config models to component Args and wires the components togeth
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,9 +20,7 @@ from components.kong_controller import (
     controller_selector,
 )
 from components.kong_gateway import (
-    DatabaseConnection,
     KongGateway,
-    KongGatewayArgs,
     gateway_selector,
 )
 from components.logging import Logging, LoggingArgs
@@ -31,6 +28,7 @@ from components.models.base import HelmReleaseConfig, quantity_value
 from components.models.cluster import ClusterConfig
 from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.namespaces import NamespaceSpec, PlatformNamespaces, PlatformNamespacesArgs
+from components.policy_engine import catalogue_config_map
 from components.postgres import BackupSpec, PostgresCluster, PostgresClusterArgs
 from components.service_mesh import (
     MESH_NAME,
@@ -47,31 +45,11 @@ from components.tracing import (
     ElasticsearchStorage,
     Tracing,
     TracingArgs,
-    kong_tracing_env,
 )
 from stacks.catalogue import CatalogueContext, backend_workload, build_catalogue, catalogue_permissions
 from stacks.config import PlatformConfig
+from stacks.gateway import KONG, catalogue_policy, kong_args, kong_workload, policy_engine
 from stacks.secrets import StackSecrets
-
-PLUGINS_DIR = Path(__file__).resolve().parent.parent / "kong-plugins"
-
-
-def custom_plugins() -> dict[str, dict[str, str]]:
-    """The Lua plugins shipped with the platform: kong-plugins/<name>/{handler,schema}.lua."""
-    return {
-        plugin.name: {f.name: f.read_text() for f in sorted(plugin.glob("*.lua"))}
-        for plugin in sorted(PLUGINS_DIR.iterdir())
-        if (plugin / "handler.lua").exists()
-    }
-
-
-def lua_libraries() -> dict[str, dict[str, str]]:
-    """The Lua libraries the plugins share: kong-plugins/lib/<name>/*.lua, required as <name>.<module>."""
-    return {
-        library.name: {f.name: f.read_text() for f in sorted(library.glob("*.lua"))}
-        for library in sorted((PLUGINS_DIR / "lib").iterdir())
-        if library.is_dir()
-    }
 
 
 def provider_annotations(cluster: ClusterConfig) -> dict[str, str]:
@@ -161,26 +139,7 @@ def postgres_args(
     )
 
 
-def edge_env(cfg: PlatformConfig) -> dict[str, str]:
-    """Client IPs behind the load balancer, and nginx timeouts that shed slow clients."""
-    edge = cfg.catalogue.edge
-    return {
-        "KONG_TRUSTED_IPS": ",".join(cfg.catalogue.trusted_ips),
-        "KONG_REAL_IP_HEADER": cfg.catalogue.real_ip_header,
-        "KONG_REAL_IP_RECURSIVE": "on",
-        "KONG_NGINX_HTTP_CLIENT_HEADER_TIMEOUT": f"{edge.client_header_timeout_s}s",
-        "KONG_NGINX_HTTP_CLIENT_BODY_TIMEOUT": f"{edge.client_body_timeout_s}s",
-        "KONG_NGINX_HTTP_KEEPALIVE_TIMEOUT": "60s",
-        "KONG_NGINX_HTTP_LARGE_CLIENT_HEADER_BUFFERS": "4 16k",
-    }
-
-
-KONG = "kong"  # the KongGateway's name: its objects and pod labels derive from it
 LOG_WRITER, TRACE_WRITER = "fluent-bit", "jaeger"  # Elasticsearch users of the log and trace shippers
-
-
-def kong_workload(cfg: PlatformConfig) -> Workload:
-    return Workload(KONG, cfg.namespaces.gateway.name, gateway_selector(KONG))
 
 
 def scrapers(cfg: PlatformConfig) -> list[Workload]:
@@ -207,6 +166,14 @@ def catalogue_context_output(cfg: PlatformConfig, issuer: str) -> dict[str, Any]
         "gatewaySources": allow_from([kong_workload(cfg)]),
         "monitoringSources": allow_from(scrapers(cfg)),
         "catalogues": {c.name: list(c.namespaces) for c in cfg.catalogues},
+        # where a catalogue's API policies go, and how its APIs reach OPA (None: no policy engine)
+        "policy": {
+            "namespace": cfg.namespaces.gateway.name,
+            "port": cfg.policy.decision_port,
+            "configMaps": {c.name: catalogue_config_map(KONG, c.name) for c in cfg.catalogues},
+        }
+        if cfg.policy.enabled
+        else None,
     }
 
 
@@ -311,31 +278,22 @@ def monitoring_args(cfg: PlatformConfig, after: list[pulumi.Resource]) -> Monito
             ScrapeTarget(
                 "kuma-control-plane", cfg.mesh.release.namespace, {"app": "kuma-control-plane"}, "diagnostics"
             ),
+            *(
+                [ScrapeTarget("kong-opa", gateway_ns, gateway_selector(KONG), "opa-diagnostic")]
+                if cfg.policy.enabled
+                else []
+            ),
         ],
         prometheus_labels=mon.prometheus_labels,
         latency_p95_ms=mon.latency_p95_ms,
         availability_percent=mon.availability_percent,
         certificate_expiry_days=mon.certificate_expiry_days,
+        # the slowest an API lets OPA be before it answers 503
+        policy_decision_timeout_s=max((a.policy.timeout_ms for a in cfg.catalogue.policed if a.policy), default=100)
+        / 1000
+        if cfg.policy.enabled
+        else None,
         depends_on=after,
-    )
-
-
-def kong_args(cfg: PlatformConfig, database: PostgresCluster, mesh: ServiceMesh) -> KongGatewayArgs:
-    return KongGatewayArgs(
-        namespace=cfg.namespaces.gateway.name,
-        config=cfg.kong,
-        database=DatabaseConnection(
-            host=database.pooler_host or database.rw_host,
-            ro_host=database.ro_host,
-            database=cfg.postgres.database,
-            secret=database.client_secret_name,
-        ),
-        admin_clients=controller_selector(),
-        extra_env={**edge_env(cfg), **kong_tracing_env(cfg.observability.tracing.sampling_rate)},
-        custom_plugins=custom_plugins(),
-        lua_libraries=lua_libraries(),
-        # The mesh's injector must be ready before Kong's pods start, or they run without sidecars.
-        depends_on=[database, mesh],
     )
 
 
@@ -381,7 +339,8 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
     database = PostgresCluster("postgres", postgres_args(cfg, secrets, [certificates]), in_namespaces)
     mesh = ServiceMesh("mesh", mesh_args(cfg), on_cluster)
     search, tracing = observability(cfg, certificates, [mesh], in_namespaces)
-    gateway = KongGateway(KONG, kong_args(cfg, database, mesh), in_namespaces)
+    policy = policy_engine(cfg, in_namespaces) if cfg.policy.enabled else None
+    gateway = KongGateway(KONG, kong_args(cfg, database, mesh, policy), in_namespaces)
     controller_cfg = cfg.kong.controller
     controller = KongIngressController(
         "kong-controller",
@@ -418,6 +377,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
                 bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
                 global_plugins=[tracing.kong_plugin],
             ),
+            policy=catalogue_policy(cfg),
             depends_on=[*controller.ready, *certificates.ready],
         ),
         in_namespaces,

@@ -87,9 +87,9 @@ class RecordedResource:
         return dict(self.spec["template"]["spec"])
 
     def container(self, name: str | None = None) -> dict[str, Any]:
+        """A container by name; without one, the workload's own (the first: sidecars follow it)."""
         containers = self.pod_spec["containers"]
         if name is None:
-            assert len(containers) == 1, [c["name"] for c in containers]
             return dict(containers[0])
         return dict(next(c for c in containers if c["name"] == name))
 

@@ -1,4 +1,4 @@
-"""The catalogue benchmark's object counts (its timings are reported, never asserted)."""
+"""What the benchmarks measure (their timings are reported, never asserted)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 
 import yaml
 
+from benchmarks import policy
 from benchmarks.catalogue import measure
 from benchmarks.engine import split_catalogues, team_stack_file
 from stacks.catalogue_stack import registration_problems
 from stacks.config import CatalogueStackConfig
 from stacks.loader import CATALOGUE, FULL_KEY, validate, validate_platform
-from tests.harness import platform_object
+from tests.harness import Recording, platform_object, run_catalogue
 
 
 def test_objects_grow_linearly_with_a_fixed_cost_per_api_and_consumer() -> None:
@@ -49,3 +50,21 @@ def test_the_engine_benchmark_splits_a_catalogue_into_valid_team_stacks(tmp_path
         assert team.owned_namespaces == [f"team-{index}"]
         apis += [api.name for api in team.catalogue.apis]
     assert sorted(apis) == sorted(f"api-{i}" for i in range(8))
+
+
+def test_the_policy_benchmark_decides_the_cases_it_names(tmp_path: Path, recordings: dict[str, Recording]) -> None:
+    """benchmarks/policy.py times real decisions: its inputs (from the plugin's own builder) get the
+    shipped policies' intended answers, allows and a deny, and the allow-all baseline allows them all."""
+    platform = recordings["prod"]
+    team = run_catalogue("prod-research", platform.outputs)
+    shipped = policy.write_directories(tmp_path / "shipped", policy.rendered_policies(platform, team))
+    trivial = policy.write_directories(tmp_path / "trivial", {"opa-platform": {"gateway.rego": policy.TRIVIAL}})
+    assert sorted(p.name for p in shipped.iterdir()) == ["opa-apis-platform", "opa-apis-research", "opa-platform"]
+    cases = policy.cases(platform, team)
+    built = policy.inputs(platform, team)
+    assert [c["name"] for c in cases] == [b["name"] for b in built]
+    assert {c["allow"] for c in cases} == {True, False}
+    for case, document in zip(cases, built, strict=True):
+        assert document["input"]["api"]["catalogue"] in ("platform", "research")
+        assert policy.decide(shipped, document["input"])["allow"] is case["allow"], case["name"]
+        assert policy.decide(trivial, document["input"]) == {"allow": True}

@@ -5,16 +5,19 @@ producing the same objects the platform's own catalogue would from the same conf
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from stacks.config import CatalogueStackConfig
 from stacks.loader import CATALOGUE, ConfigError, check_keys, validate
-from tests.harness import Recording, catalogue_object, refusal, run_catalogue, run_program
+from tests.harness import ROOT, Recording, catalogue_object, refusal, run_catalogue, run_program
 from tests.policy_runner import run_pack
 
 MTP = "kubernetes:kuma.io/v1alpha1:MeshTrafficPermission"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+KONG_PLUGIN = "kubernetes:configuration.konghq.com/v1:KongPlugin"
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +58,19 @@ def test_the_platform_exports_what_a_catalogue_needs(recordings: dict[str, Recor
             }
         ],
         "catalogues": {"research": ["research"]},
+        "policy": {"namespace": "kong", "port": 8181, "configMaps": {"research": "kong-opa-apis-research"}},
     }
 
 
 def test_a_catalogue_stack_writes_only_to_its_namespaces(catalogues: dict[str, Recording]) -> None:
     for run in catalogues.values():
+        # Its API policies go to the one ConfigMap the platform reserved for it, which Kong's OPA mounts.
+        policies = run.one(CONFIG_MAP, "policies-config-map")
+        assert (policies.metadata["namespace"], policies.metadata["name"]) == ("kong", "kong-opa-apis-research")
         namespaced = {
-            o.metadata.get("namespace") for o in run.kubernetes_objects() if o.kind != "MeshTrafficPermission"
+            o.metadata.get("namespace")
+            for o in run.kubernetes_objects()
+            if o.kind != "MeshTrafficPermission" and o is not policies
         }
         assert namespaced == {"research"}
         assert not [o for o in run.kubernetes_objects() if o.kind == "KongClusterPlugin"]  # the platform's
@@ -89,11 +98,14 @@ def test_its_permissions_add_the_platforms_sources_to_its_own(
 
 
 def test_the_same_catalogue_in_the_platform_stack_makes_the_same_kong_objects(
-    catalogues: dict[str, Recording],
+    recordings: dict[str, Recording],
 ) -> None:
     """One composition (stacks.catalogue) for both: moving a catalogue between stacks changes no
-    routing object (only the stack's own labels)."""
+    routing object (only the stack's own labels). Its policies stay behind: a policy's package
+    names its catalogue (apis.research.*), so moving them is a rename."""
     team = catalogue_object("prod-research")
+    for api in team["catalogue"]["apis"]:
+        api.pop("policy", None)
 
     def inline(platform: dict[str, Any]) -> None:
         platform["catalogues"] = []
@@ -103,7 +115,8 @@ def test_the_same_catalogue_in_the_platform_stack_makes_the_same_kong_objects(
     platform = run_program("prod", mutate=inline)
     assert platform.error is None
     in_platform = {k: v for k, v in routing_objects(platform).items() if k[1] == "research"}
-    assert in_platform and routing_objects(catalogues["prod"]) == in_platform
+    without_policies = run_catalogue("prod-research", recordings["prod"].outputs, catalogue=team)
+    assert in_platform and routing_objects(without_policies) == in_platform
 
 
 def routing_objects(run: Recording) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -130,7 +143,7 @@ def test_a_catalogue_stack_passes_the_policy_pack(catalogues: dict[str, Recordin
             "namespace ai-services is not one the platform gave catalogue research (it owns: research)",
         ),
         (
-            lambda c: c.update(name="billing"),
+            lambda c: [c.update(name="billing"), c["catalogue"]["apis"][0].pop("policy")],
             "catalogue billing is not registered on organization/api-platform/prod (registered: research)",
         ),
         (lambda c: c.update(environment="dev", protection={}), "environment is dev, the platform stack's is prod"),
@@ -148,6 +161,43 @@ def test_the_platform_refuses_a_catalogue_before_anything_is_registered(
     assert "Pulumi.prod-research.yaml: refused by the platform stack organization/api-platform/prod:" in str(run.error)
     assert message in str(run.error)
     assert run.resources == []
+
+
+def test_a_catalogue_with_policies_needs_the_platforms_policy_engine(recordings: dict[str, Recording]) -> None:
+    outputs = copy.deepcopy(recordings["prod"].outputs)
+    outputs["catalogueContext"]["policy"] = None
+    run = run_catalogue("prod-research", outputs)
+    assert "APIs papers have a policy, but the platform runs no policy engine" in str(run.error)
+    assert run.resources == []
+
+
+def test_a_teams_policy_must_stay_in_its_package() -> None:
+    message = _catalogue_refusal(
+        lambda c: c["catalogue"]["apis"][0]["policy"].update(rules="../rego/apis/platform/assistant.rego")
+    )
+    assert "must be a .rego file inside the project" in message
+    message = _catalogue_refusal(lambda c: c.update(name="billing"))
+    assert (
+        "API papers: rego/research/papers.rego declares package apis.research.papers; its policy must be package "
+        'apis.billing["papers"]' in message
+    )
+
+
+def test_a_team_policy_reaches_the_gateways_opa(
+    recordings: dict[str, Recording], catalogues: dict[str, Recording]
+) -> None:
+    """The team's ConfigMap holds its rules and data under its package, the platform's Kong pods
+    mount it, and the team's plugin asks for catalogue research."""
+    data = catalogues["prod"].one(CONFIG_MAP, "policies-config-map").inputs["data"]
+    assert data["papers.rego"] == (ROOT / "catalogue" / "rego" / "research" / "papers.rego").read_text()
+    assert json.loads(data["data.json"]) == {
+        "catalogue_data": {"research": {"papers": {"writers": ["research-editors"]}}}
+    }
+    pod = recordings["prod"].named("kong-deployment").pod_spec
+    volume = next(v for v in pod["volumes"] if v["name"] == "opa-apis-research")
+    assert volume["configMap"] == {"name": "kong-opa-apis-research", "optional": True}
+    plugin = next(p for p in catalogues["prod"].of_type(KONG_PLUGIN) if p.inputs["plugin"] == "opa-authz")
+    assert (plugin.inputs["config"]["catalogue"], plugin.inputs["config"]["api"]) == ("research", "papers")
 
 
 def test_a_platform_without_the_context_output_is_named(recordings: dict[str, Recording]) -> None:

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.kong_gateway import plugins_checksum
+from stacks.gateway import custom_plugins, lua_libraries
 from stacks.loader import ConfigError, validate_platform
-from stacks.platform import custom_plugins, lua_libraries
 from tests.harness import ROOT, RecordedResource, Recording, platform_object, refusal, run_program
 
 KONG_PLUGIN = "kubernetes:configuration.konghq.com/v1:KongPlugin"
@@ -259,7 +259,7 @@ def test_ai_router_is_shipped_to_kong_and_its_jobs(recordings: dict[str, Recordi
     assert config_map.inputs["data"]["handler.lua"] == (ROOT / "kong-plugins/ai-router/handler.lua").read_text()
     for workload in ("kong-deployment", "kong-migrations-up", "kong-migrations-finish"):
         resource = run.named(workload)
-        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router,oidc-jwt"
+        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router,oidc-jwt,opa-authz"
         mounts = {m["mountPath"] for m in resource.container()["volumeMounts"]}
         assert "/opt/kong/plugins/ai-router" in mounts
     assert run.named("kong-deployment").spec["template"]["metadata"]["annotations"]["checksum/plugins"]

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from components.kong_apis import api_plugins
+from stacks.gateway import catalogue_policy, custom_plugins
 from stacks.loader import validate_platform
-from stacks.platform import custom_plugins
 from tests.harness import ROOT, Recording, platform_object, refusal, run_program
 from tests.test_edge import CERTIFICATE, KONG_PLUGIN, ingress, plugins_of
 
@@ -112,7 +112,7 @@ def test_hide_credentials_can_be_set_either_way() -> None:
         raw = platform_object("prod")
         edit_api(api, lambda a, v=value: a["oidc"].update(hideCredentials=v))(raw)
         cfg = validate_platform(raw, "Pulumi.prod.yaml")
-        plugins = dict(api_plugins(cfg.catalogue.by_name[api], cfg.catalogue))
+        plugins = dict(api_plugins(cfg.catalogue.by_name[api], cfg.catalogue, catalogue_policy(cfg)))
         assert plugins["oidc-jwt"]["hide_credentials"] is value, api
 
 
@@ -136,7 +136,7 @@ def test_every_custom_plugin_configuration_passes_the_plugins_schema(recording: 
             result = check_config(name, plugin.inputs["config"])
             assert result.returncode == 0, (plugin.name, result.stdout, result.stderr)
             checked.add(name)
-    assert checked == {"ai-router", "oidc-jwt"}
+    assert checked == {"ai-router", "oidc-jwt", "opa-authz"}
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_the_schema_check_refuses_what_kong_would(
 def test_the_oidc_plugin_and_every_module_it_requires_reach_kong(recordings: dict[str, Recording]) -> None:
     run = recordings["prod"]
     shipped = run.named("kong-plugin-oidc-jwt").inputs["data"]
-    assert run.named("kong-deployment").env()["KONG_PLUGINS"].split(",")[-1] == "oidc-jwt"
+    assert "oidc-jwt" in run.named("kong-deployment").env()["KONG_PLUGINS"].split(",")
     # KONG_LUA_PACKAGE_PATH=/opt/?.lua and the mount at /opt/kong/plugins/oidc-jwt: a require of
     # kong.plugins.oidc-jwt.X loads X.lua from the ConfigMap.
     assert run.named("kong-deployment").env()["KONG_LUA_PACKAGE_PATH"].startswith("/opt/?.lua;")

@@ -13,6 +13,7 @@ from tests.harness import RecordedResource, Recording
 from tests.policy_runner import run_pack, validate_resource
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+OPA_AUTHZ_PLUGIN = "apis-ai-services-opa-authz-"  # the prefix of the prod stack's opa-authz KongPlugins
 
 
 def good_container(**overrides: Any) -> dict[str, Any]:
@@ -153,6 +154,14 @@ CASES: list[tuple[Any, str, dict[str, Any], dict[str, Any], dict[str, Any], str]
         "has 2 node(s)",
     ),
     (
+        policies.opa_fail_closed,
+        "kubernetes:configuration.konghq.com/v1:KongPlugin",
+        {"plugin": "opa-authz", "config": {"api": "chat", "fail_open": False}},
+        {"plugin": "opa-authz", "config": {"api": "chat", "fail_open": True}},
+        {"environment": "prod"},
+        "fail closed",
+    ),
+    (
         policies.helm_pinned,
         "kubernetes:helm.sh/v3:Release",
         {"chart": "kuma", "version": "2.14.3"},
@@ -191,7 +200,7 @@ def test_the_committed_stacks_pass_the_whole_pack(recordings: dict[str, Recordin
 
 def _mutated(run: Recording, name: str, change: Callable[[dict[str, Any]], None]) -> list[RecordedResource]:
     resources = copy.deepcopy(run.resources)
-    target = next(r for r in resources if r.name == name)
+    target = next(r for r in resources if r.name == name or (name.endswith("-") and r.name.startswith(name)))
     change(target.inputs)
     return resources
 
@@ -227,6 +236,7 @@ MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("load-balancers", "kong-admin", lambda p: p["spec"].update(type="LoadBalancer")),
     ("postgres-ha", "postgres-cluster", lambda p: p["spec"].update(instances=1)),
     ("helm-pinned", "postgres-operator", lambda p: p.update(version="0.x")),
+    ("opa-fail-closed", OPA_AUTHZ_PLUGIN, lambda p: p["config"].update(fail_open=True)),
     ("pdb-for-replicated-workloads", "kong-pdb", lambda p: p["spec"]["selector"].update(matchLabels={"x": "y"})),
     (
         "no-literal-secrets",

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from components.models.base import Hostname, K8sName, Labels, StrictModel
+from components.models.policy import ApiPolicyConfig
 from components.pins import PIN, ca_certificate, certificate_pin
 
 
@@ -194,6 +195,9 @@ class ApiConfig(StrictModel):
     write_timeout_ms: int = Field(default=60000, ge=1)
     max_body_mb: int = Field(default=8, ge=1, le=1024)
     ai_routing: AiRoutingConfig | None = None
+    policy: ApiPolicyConfig | None = Field(
+        default=None, description="Open Policy Agent decides every request (the third authorization layer)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiConfig:

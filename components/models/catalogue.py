@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from components.models.apis import ApiConfig
 from components.models.base import Hostname, K8sName, StrictModel, dns_label, name_hint
+from components.models.policy import PLATFORM_CATALOGUE
 from components.pins import ca_certificate, certificate_pin
 
 
@@ -164,10 +165,22 @@ class CatalogueConfig(StrictModel):
     def production_problems(self) -> list[str]:
         """What prod refuses in any catalogue."""
         return [
-            f"API {api.name}: backend.external.pins are required in prod (one per CA certificate)"
-            for api in self.apis
-            if api.backend.external and not api.backend.external.pins
+            *(
+                f"API {api.name}: backend.external.pins are required in prod (one per CA certificate)"
+                for api in self.apis
+                if api.backend.external and not api.backend.external.pins
+            ),
+            *(
+                f"API {api.name}: policy.failOpen is refused in prod (an unanswered policy question is a 503)"
+                for api in self.apis
+                if api.policy and api.policy.fail_open
+            ),
         ]
+
+    @property
+    def policed(self) -> list[ApiConfig]:
+        """The APIs whose requests Open Policy Agent decides."""
+        return [api for api in self.apis if api.policy is not None]
 
 
 def check_api_references(apis: list[ApiConfig]) -> None:
@@ -207,3 +220,11 @@ class CatalogueRegistration(StrictModel):
 
     name: K8sName
     namespaces: list[K8sName] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _not_the_platform(self) -> CatalogueRegistration:
+        if self.name == PLATFORM_CATALOGUE:
+            raise ValueError(
+                f"catalogue name {PLATFORM_CATALOGUE!r} is the platform's own (policy package apis.platform)"
+            )
+        return self

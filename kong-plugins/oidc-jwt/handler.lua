@@ -146,6 +146,8 @@ function OidcJwt:access(conf)
   end
   local credential = claims.iss .. "|" .. claims.sub
   kong.client.authenticate(consumer, { id = credential })
+  -- What later plugins may know of the verified token (opa-authz puts it in its input).
+  kong.ctx.shared.authenticated_token = { iss = claims.iss, sub = claims.sub, scopes = jwt.scopes(claims), claims = claims }
   -- A table even when empty: the acl plugin then decides on the token's groups, never falling
   -- back to a consumer's.
   local groups = groups_of(claims, conf.groups_claim)
