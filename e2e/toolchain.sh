@@ -252,8 +252,10 @@ plugins="$(mktemp "$BIN/.plugins.XXXXXX")"
   fi
 } >"$plugins"
 chmod 0644 "$plugins" && mv -f "$plugins" "$BIN/plugins.tsv"
+# A file of no wanted slot goes only when no slot holds it any more (a single link): another
+# checkout sharing the cache with other pins (a worktree, an older branch) keeps its binaries.
 for f in "$BIN"/*; do
-  [ -n "${WANTED[$(basename "$f")]:-}" ] || rm -f "$f"
+  [ -n "${WANTED[$(basename "$f")]:-}" ] || [ "$(stat -c %h "$f")" -gt 1 ] || rm -f "$f"
 done
 echo "$BIN"
 exit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,21 @@ def test_an_interrupted_build_leaves_no_slot_and_the_next_run_builds_it(tmp_path
     retried.communicate(timeout=60)
     assert retried.returncode == 0
     assert (tmp_path / "cache" / "bin" / "helm").read_text() == "built by the fake go"
+
+
+def test_a_checkout_with_other_pins_keeps_the_binaries_it_does_not_know(tmp_path: Path) -> None:
+    """Two checkouts share the cache (a worktree, an older branch): refreshing bin/ for one must
+    not remove a binary the other built, only files no slot holds any more."""
+    cache = tmp_path / "cache"
+    other = cache / "opa-9.9.9"
+    other.mkdir(parents=True)
+    (other / "opa").write_text("another checkout's opa")
+    (cache / "bin").mkdir()
+    os.link(other / "opa", cache / "bin" / "opa")
+    (cache / "bin" / "orphan").write_text("its slot is gone")
+    run = _toolchain(tmp_path)
+    run.communicate(timeout=60)
+    assert run.returncode == 0
+    assert (cache / "bin" / "opa").read_text() == "another checkout's opa"
+    assert not (cache / "bin" / "orphan").exists()
+    assert (cache / "bin" / "helm").read_text() == "built by the fake go"
