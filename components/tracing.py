@@ -30,6 +30,7 @@ TRACE_STORE = "primary_store"
 ES_CA_DIR, ES_CREDENTIALS_DIR = "/etc/jaeger/es-ca", "/etc/jaeger/es-credentials"
 # The collector chart's ports besides OTLP: nothing sends to them, so they are not exposed.
 UNUSED_PORTS = ["jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin"]
+TRACE_HEADERS = ("x-request-id", "x-correlation-id")  # the request ids Kong's span carries
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,16 @@ def collector_config(jaeger_endpoint: str) -> dict[str, object]:
             "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20},
             "batch": {"send_batch_size": 1024, "timeout": "5s"},
         },
-        "exporters": {"otlp": {"endpoint": jaeger_endpoint, "tls": {"insecure": True}}},
+        # otlp_grpc: the exporter's name since collector 0.14x (`otlp` is a deprecated alias).
+        "exporters": {"otlp_grpc": {"endpoint": jaeger_endpoint, "tls": {"insecure": True}}},
         "service": {
             "extensions": ["health_check"],
             "pipelines": {
-                "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp"]}
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "batch"],
+                    "exporters": ["otlp_grpc"],
+                }
             },
             "telemetry": {
                 "metrics": {"readers": [{"pull": {"exporter": {"prometheus": {"host": pod_ip, "port": METRICS_PORT}}}}]}
@@ -184,7 +190,7 @@ class Tracing(pulumi.ComponentResource):
     query_url: str
     otlp_http_endpoint: str
     otlp_grpc_endpoint: str
-    kong_plugin: tuple[str, dict[str, Any]]  # (plugin, config) of Kong's tracing
+    kong_plugins: list[tuple[str, dict[str, Any]]]  # (plugin, config) of Kong's tracing
 
     def __init__(self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:observability:Tracing", name, None, opts)
@@ -211,21 +217,26 @@ class Tracing(pulumi.ComponentResource):
         self.otlp_http_endpoint = f"http://{COLLECTOR}.{ns}.svc:{OTLP_HTTP_PORT}/v1/traces"
         self.otlp_grpc_endpoint = f"{COLLECTOR}.{ns}.svc:{OTLP_GRPC_PORT}"
         self.query_url = f"http://{jaeger_service}:{QUERY_HTTP_PORT}"
-        # Kong's global OpenTelemetry plugin: the KongApis component registers it with the other
-        # gateway-wide plugins, after Kong's CRDs and admission webhook.
-        self.kong_plugin = (
-            "opentelemetry",
-            {
-                "traces_endpoint": self.otlp_http_endpoint,
-                "sampling_rate": args.sampling_rate,
-                "resource_attributes": {"service.name": "kong"},
-                # W3C trace context; keep whatever the client sent, and answer with the trace id.
-                "propagation": {
-                    "extract": ["w3c", "b3", "jaeger"],
-                    "inject": ["preserve", "w3c"],
-                    "default_format": "w3c",
+        # Kong's global OpenTelemetry plugin, and trace-headers (ours) putting the request's ids on
+        # its span: the KongApis component registers them with the other gateway-wide plugins,
+        # after Kong's CRDs and admission webhook.
+        self.kong_plugins = [
+            (
+                "opentelemetry",
+                {
+                    "traces_endpoint": self.otlp_http_endpoint,
+                    "sampling_rate": args.sampling_rate,
+                    "resource_attributes": {"service.name": "kong"},
+                    # W3C trace context; keep whatever the client sent, and answer with the trace id.
+                    "propagation": {
+                        "extract": ["w3c", "b3", "jaeger"],
+                        "inject": ["preserve", "w3c"],
+                        "default_format": "w3c",
+                    },
+                    "http_response_header_for_traceid": "X-Trace-Id",
                 },
-                "http_response_header_for_traceid": "X-Trace-Id",
-            },
-        )
-        self.register_outputs({"query_url": self.query_url})
+            ),
+            # X-Request-ID and X-Correlation-ID (set by the correlation-id and request-transformer
+            # plugins) as http.request.header.* attributes: a request in the logs is found in Jaeger.
+            ("trace-headers", {"headers": list(TRACE_HEADERS), "max_value_bytes": 128}),
+        ]

@@ -9,7 +9,7 @@
 #   e2e/toolchain.sh [NAME...]          build what is missing, print the bin directory on stdout
 #   e2e/toolchain.sh --check [NAME...]  exit 0 if the binaries are already cached, 1 otherwise
 #
-# NAME is one of pulumi plugins kubernetes etcd control-plane helm opa (default: all).
+# NAME is one of pulumi plugins kubernetes etcd control-plane helm opa otelcol jaeger (default: all).
 #
 # The bin directory holds the CLI with its bundled Python language host (the CLI looks for it
 # beside its own executable), Helm and the control plane; it goes on PATH. The resource
@@ -42,9 +42,19 @@ HELM_VERSION=3.18.6
 # Open Policy Agent: the version of the image the stacks deploy beside Kong (policy tests, the
 # loopback decision tests and the decision benchmark run this binary).
 OPA_VERSION="$(grep -o 'openpolicyagent/opa:[0-9.]*' "$ROOT/components/models/policy.py" | head -1 | cut -d: -f2)"
+# The trace pipeline the tests run (tests/test_traces.py). The OpenTelemetry Collector is our own
+# distribution (e2e/otelcol: the components the program's configuration uses) at the version of
+# the collector image the stacks deploy, which its go.mod pins.
+COLLECTOR_VERSION="$(grep -o 'opentelemetry-collector-contrib:[0-9.]*' "$ROOT/components/models/observability.py" | head -1 | cut -d: -f2)"
+# Jaeger v2 is the module's cmd/jaeger; the module keeps v1 tags (v1.76.0 is Jaeger v2.13.0). The
+# pinned chart's appVersion is 2.19.0, whose v1.82.0 the module proxy does not serve: v1.76.0 is
+# the newest it serves (README, "Processes the tests run").
+JAEGER_MODULE_VERSION=1.76.0
+JAEGER_VERSION=2.13.0
 # ---------------------------------------------------------------------------------------------
 
 PLUGINS_SRC="$ROOT/e2e/plugins"
+OTELCOL_SRC="$ROOT/e2e/otelcol"
 CACHE="${API_PLATFORM_TOOLCHAIN_DIR:-$HOME/.cache/api-platform/toolchain}"
 BIN="$CACHE/bin"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
@@ -57,20 +67,22 @@ for v in PULUMI_VERSION K8S_PROVIDER_VERSION RANDOM_VERSION TLS_VERSION; do
 done
 
 # Our plugins' slot is keyed by the versions they report and by their source (tests excluded).
-plugins_source() {
-  (cd "$PLUGINS_SRC" && find . -type f \( -name '*.go' ! -name '*_test.go' -o -name go.mod -o -name go.sum \) |
+source_hash() {  # source_hash DIR: the Go sources, go.mod and go.sum of a module of ours
+  (cd "$1" && find . -type f \( -name '*.go' ! -name '*_test.go' -o -name go.mod -o -name go.sum \) |
     LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 }
 declare -A KEYS=(
   [pulumi]="$PULUMI_VERSION"
-  [plugins]="$PULUMI_VERSION-$RANDOM_VERSION-$TLS_VERSION-$(plugins_source)"
+  [plugins]="$PULUMI_VERSION-$RANDOM_VERSION-$TLS_VERSION-$(source_hash "$PLUGINS_SRC")"
   [kubernetes]="$K8S_PROVIDER_VERSION"
   [control-plane]="$KUBE_VERSION"
   [etcd]="$ETCD_VERSION"
   [helm]="$HELM_VERSION-k8s$KUBE_VERSION"
   [opa]="$OPA_VERSION"
+  [otelcol]="$COLLECTOR_VERSION-$(source_hash "$OTELCOL_SRC")"
+  [jaeger]="$JAEGER_VERSION"
 )
-ORDER=(pulumi plugins kubernetes etcd control-plane helm opa)
+ORDER=(pulumi plugins kubernetes etcd control-plane helm opa otelcol jaeger)
 
 # slot NAME -> the directory that holds NAME's binaries for its current key
 slot() { echo "$CACHE/$1-${KEYS[$1]}"; }
@@ -205,6 +217,21 @@ build_opa() {
     "${GO_BUILD[@]}" -ldflags "-s -w" -o "$OUT/opa" github.com/open-policy-agent/opa)
 }
 
+# Our collector distribution (its go.sum committed), stamped with the collector version it is.
+build_otelcol() {
+  (cd "$OTELCOL_SRC"
+    "${GO_BUILD[@]}" -mod=readonly -ldflags "-s -w -X main.Version=$COLLECTOR_VERSION" -o "$OUT/otelcol" .)
+}
+
+build_jaeger() {
+  local w="$CACHE/work/jaeger" v=github.com/jaegertracing/jaeger/internal/version
+  wrapper_module "$w" local.build/jaeger 1.25.0
+  (cd "$w"
+    go get "github.com/jaegertracing/jaeger@v$JAEGER_MODULE_VERSION" >&2
+    "${GO_BUILD[@]}" -ldflags "-s -w -X $v.latestVersion=v$JAEGER_VERSION -X $v.date=1970-01-01T00:00:00Z" \
+      -o "$OUT/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+}
+
 mkdir -p "$BIN"
 for n in "${WANT[@]}"; do
   if have "$n"; then
@@ -233,7 +260,7 @@ publish() {  # publish SRC NAME: $BIN/NAME becomes SRC's file
 rm -f "$BIN"/.new "$BIN"/.link.* "$BIN"/.plugins.*
 declare -A WANTED=([plugins.tsv]=1)
 # The language host and its executor go beside the CLI; the providers are listed in plugins.tsv.
-for n in pulumi plugins etcd control-plane helm opa; do
+for n in pulumi plugins etcd control-plane helm opa otelcol jaeger; do
   have "$n" || continue
   for f in "$(slot "$n")"/*; do
     case "$(basename "$f")" in pulumi-resource-*) continue ;; esac

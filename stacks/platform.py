@@ -375,7 +375,7 @@ def build_platform(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]
                 ip_allow_list=list(catalogue.edge.ip_allow_list),
                 ip_deny_list=list(catalogue.edge.ip_deny_list),
                 bot_deny_user_agents=list(catalogue.edge.bot_deny_user_agents),
-                global_plugins=[tracing.kong_plugin],
+                global_plugins=tracing.kong_plugins,
             ),
             policy=catalogue_policy(cfg),
             depends_on=[*controller.ready, *certificates.ready],

@@ -166,8 +166,8 @@ def test_the_collector_only_receives_otlp_and_exports_traces_to_jaeger(
     assert set(config["receivers"]) == {"otlp"}
     assert set(config["service"]["pipelines"]) == {"traces"}
     traces = config["service"]["pipelines"]["traces"]
-    assert traces["receivers"] == ["otlp"] and traces["exporters"] == ["otlp"]
-    assert config["exporters"]["otlp"]["endpoint"] == "jaeger.observability.svc:4317"
+    assert traces["receivers"] == ["otlp"] and traces["exporters"] == ["otlp_grpc"]
+    assert config["exporters"]["otlp_grpc"]["endpoint"] == "jaeger.observability.svc:4317"
     service_ports = {p["name"]: p["port"] for p in one(objects, "Service", "otel-collector")["spec"]["ports"]}
     assert service_ports == {"otlp": 4317, "otlp-http": 4318}
 

@@ -259,7 +259,7 @@ def test_ai_router_is_shipped_to_kong_and_its_jobs(recordings: dict[str, Recordi
     assert config_map.inputs["data"]["handler.lua"] == (ROOT / "kong-plugins/ai-router/handler.lua").read_text()
     for workload in ("kong-deployment", "kong-migrations-up", "kong-migrations-finish"):
         resource = run.named(workload)
-        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router,oidc-jwt,opa-authz"
+        assert resource.env()["KONG_PLUGINS"] == "bundled,ai-router,oidc-jwt,opa-authz,trace-headers"
         mounts = {m["mountPath"] for m in resource.container()["volumeMounts"]}
         assert "/opt/kong/plugins/ai-router" in mounts
     assert run.named("kong-deployment").spec["template"]["metadata"]["annotations"]["checksum/plugins"]
@@ -287,7 +287,9 @@ def test_a_changed_plugin_restarts_kong() -> None:
     assert plugins_checksum(files) == plugins_checksum(dict(files))
 
 
-@pytest.mark.parametrize(("plugin", "minimum_specs"), [("ai-router", 18), ("oidc-jwt", 92)])
+@pytest.mark.parametrize(
+    ("plugin", "minimum_specs"), [("ai-router", 18), ("oidc-jwt", 92), ("opa-authz", 23), ("trace-headers", 8)]
+)
 def test_plugin_logic_with_busted_on_luajit(plugin: str, minimum_specs: int) -> None:
     """The plugins' specs on LuaJIT; oidc-jwt's with real signatures (openssl, libcrypto)."""
     busted = shutil.which("busted")

@@ -22,7 +22,7 @@ from components.kong_apis import api_plugins
 from stacks.gateway import catalogue_policy, custom_plugins
 from stacks.loader import validate_platform
 from tests.harness import ROOT, Recording, platform_object, refusal, run_program
-from tests.test_edge import CERTIFICATE, KONG_PLUGIN, ingress, plugins_of
+from tests.test_edge import CERTIFICATE, CLUSTER_PLUGIN, KONG_PLUGIN, ingress, plugins_of
 
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SECRET = "kubernetes:core/v1:Secret"
@@ -130,13 +130,13 @@ def test_only_oidc_apis_let_authenticated_groups_override_consumer_groups(record
 def test_every_custom_plugin_configuration_passes_the_plugins_schema(recording: Recording) -> None:
     """What Kong would check at sync, run on each declared configuration with the plugin's own schema.lua."""
     checked = set()
-    for plugin in recording.of_type(KONG_PLUGIN):
+    for plugin in [*recording.of_type(KONG_PLUGIN), *recording.of_type(CLUSTER_PLUGIN)]:
         name = plugin.inputs["plugin"]
         if name in custom_plugins():
             result = check_config(name, plugin.inputs["config"])
             assert result.returncode == 0, (plugin.name, result.stdout, result.stderr)
             checked.add(name)
-    assert checked == {"ai-router", "oidc-jwt", "opa-authz"}
+    assert checked == {"ai-router", "oidc-jwt", "opa-authz", "trace-headers"}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ import pytest
 
 from stacks.policies import opa_binary
 from tests.harness import ROOT, Recording, refusal, run_catalogue, run_program
-from tests.nginx import Location, Provider, Server, free_port, nginx, request, stop, upstream_echo, wait_for_port
+from tests.nginx import Location, Provider, Server, nginx, request, upstream_echo
+from tests.processes import free_port, stop, until, wait_for_port
 from tests.test_edge import plugins_of
 from tests.test_identity import edit_api
 
@@ -273,15 +274,6 @@ class Decisions:
     def update(self, volume: str, changes: dict[str, str]) -> None:
         self.config_maps[volume] = {**self.config_maps[volume], **changes}
         write_config_map(self.policies / volume, self.config_maps[volume])
-
-
-def until(check: Any, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The project's own Pulumi plugins (e2e/plugins, Go): formatted, vetted, and their gRPC tests.
+"""The project's own Go: the Pulumi plugins (e2e/plugins) formatted, vetted and their gRPC tests
+run, and the collector distribution the trace tests run (e2e/otelcol) formatted and vetted.
 
 The language host and the random and tls providers the real engine runs are ours (the module
 proxy does not serve upstream's); `go test` drives each provider through its gRPC interface the
@@ -10,20 +11,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.harness import ROOT
 
 PLUGINS = ROOT / "e2e" / "plugins"
+GO_MODULES = [PLUGINS, ROOT / "e2e" / "otelcol"]
 
 
-def _go(*args: str) -> subprocess.CompletedProcess[str]:
+def _go(*args: str, module: Path = PLUGINS) -> subprocess.CompletedProcess[str]:
     if shutil.which("go") is None:
         pytest.fail("Go is required for the plugins' tests (README: Go 1.25 or newer)")
     return subprocess.run(
         ["go", *args],
-        cwd=PLUGINS,
+        cwd=module,
         capture_output=True,
         text=True,
         timeout=900,
@@ -32,10 +35,11 @@ def _go(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_plugins_are_gofmt_clean_and_vetted() -> None:
-    unformatted = subprocess.run(["gofmt", "-l", "."], cwd=PLUGINS, capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("module", GO_MODULES, ids=lambda m: m.name)
+def test_our_go_is_gofmt_clean_and_vetted(module: Path) -> None:
+    unformatted = subprocess.run(["gofmt", "-l", "."], cwd=module, capture_output=True, text=True, check=True)
     assert unformatted.stdout == "", f"gofmt -w these files: {unformatted.stdout}"
-    vet = _go("vet", "./...")
+    vet = _go("vet", "./...", module=module)
     assert vet.returncode == 0, vet.stdout + vet.stderr
 
 

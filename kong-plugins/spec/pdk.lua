@@ -127,7 +127,16 @@ function M.new(request)
     },
     ctx = { shared = {} },
     log = { debug = log, info = log, warn = log, err = log },
+    -- Kong's request span, recording its attributes; none for a request that is not traced.
+    tracing = { active_span = function() return calls.span end },
   }
+  if request.traced ~= false then
+    calls.span = { attributes = {} }
+    function calls.span:set_attribute(name, value)
+      assert(type(value) == "string" or type(value) == "number" or type(value) == "boolean", "span attributes are scalars")
+      self.attributes[name] = value
+    end
+  end
   calls.ctx = kong.ctx.shared
   calls.consumer, calls.credential = request.consumer, request.credential
   return kong, calls
