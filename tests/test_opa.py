@@ -276,10 +276,20 @@ class Decisions:
         write_config_map(self.policies / volume, self.config_maps[volume])
 
 
-@pytest.fixture
-def decisions(tmp_path: Path, recordings: dict[str, Recording]) -> Iterator[Decisions]:
-    platform = recordings["prod"]
-    team = run_catalogue("prod-research", platform.outputs)
+@dataclass
+class RunningOpa:
+    """OPA started as the prod stack's rendered sidecar (its arguments and ConfigMaps), only its
+    addresses moved to free loopback ports."""
+
+    process: subprocess.Popen[bytes]
+    port: int  # the Data API
+    diagnostic_port: int  # health and metrics
+    policies: Path  # one directory per ConfigMap volume, as the kubelet lays them out
+    config_maps: dict[str, dict[str, str]]  # volume -> the ConfigMap's data as rendered
+    log: Path
+
+
+def start_opa(tmp_path: Path, platform: Recording, team: Recording) -> RunningOpa:
     rendered = {o.metadata["name"]: o.inputs["data"] for run in (platform, team) for o in run.of_type(CONFIG_MAP)}
     pod = platform.named("kong-deployment").pod_spec
     container = next(c for c in pod["containers"] if c["name"] == "opa")
@@ -303,6 +313,15 @@ def decisions(tmp_path: Path, recordings: dict[str, Recording]) -> Iterator[Deci
         # OPA logs (decisions too) on stderr; the kubelet writes both streams to the container log.
         process = subprocess.Popen([opa_binary(), *args], stdout=log, stderr=log)
     wait_for_port(opa_port, process, "opa")
+    return RunningOpa(process, opa_port, diagnostic_port, policies, config_maps, opa_log)
+
+
+@pytest.fixture
+def decisions(tmp_path: Path, recordings: dict[str, Recording]) -> Iterator[Decisions]:
+    platform = recordings["prod"]
+    team = run_catalogue("prod-research", platform.outputs)
+    running = start_opa(tmp_path, platform, team)
+    process, opa_port = running.process, running.port
     configs = {
         api: {**plugins_of(run, api), "opa-authz": {**plugins_of(run, api)["opa-authz"], "port": opa_port}}
         for run, api in ((platform, "assistant"), (platform, "hosted-llm"), (team, "papers"))
@@ -321,7 +340,7 @@ def decisions(tmp_path: Path, recordings: dict[str, Recording]) -> Iterator[Deci
     try:
         # OPA stopped (the fail-closed test): nginx logs the refused connection as an error.
         with nginx(tmp_path, locations, init, tolerated=("connect() failed (111: Connection refused)",)) as port:
-            yield Decisions(port, provider, configs, policies, config_maps, process, opa_log)
+            yield Decisions(port, provider, configs, running.policies, running.config_maps, process, running.log)
     finally:
         stop(process)
         idp.stop()
