@@ -3,6 +3,7 @@ Prometheus monitors and the SLO alert rules (checked and unit-tested with promto
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import time
@@ -215,7 +216,7 @@ def test_outputs_say_where_to_look(recording: Recording) -> None:
 
 def _rules_dir(run: Recording, tmp_path: Path, change: Any = None) -> Path:
     rule = next(r for r in run.resources if r.kind == "PrometheusRule")
-    groups = rule.spec["groups"]
+    groups = copy.deepcopy(rule.spec["groups"])  # the recording is shared by every test of the session
     if change:
         change(groups)
     (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))

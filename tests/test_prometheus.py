@@ -34,7 +34,8 @@ def get(port: int, path: str, body: bytes | None = None) -> tuple[int, Any]:
         connection.request("POST" if body is not None else "GET", path, body, {"Content-Type": "application/json"})
         response = connection.getresponse()
         data = response.read()
-        return response.status, json.loads(data) if data else None
+        is_json = response.getheader("Content-Type", "").startswith("application/json")
+        return response.status, json.loads(data) if is_json else data.decode()
     finally:
         connection.close()
 
@@ -114,6 +115,7 @@ def monitored(tmp_path: Path, recordings: dict[str, Recording]) -> Iterator[Runn
         )
     try:
         wait_for_port(port, process, "prometheus", timeout=30)
+        assert until(lambda: get(port, "/-/ready")[0] == 200, timeout=30), "prometheus did not get ready"
         yield Running(port, opa, rule.spec["groups"])
     finally:
         stop(process)
