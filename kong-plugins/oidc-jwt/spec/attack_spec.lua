@@ -24,20 +24,13 @@ end
 local function claims(overrides)
   local values = { iss = ISSUER, aud = "inference-api", sub = "user-42", exp = NOW + 300, iat = NOW - 10,
     scope = "openid inference:invoke", groups = { "ml-engineers" } }
-  for name, value in pairs(overrides or {}) do
-    values[name] = value ~= helpers.REMOVE and value or nil
-  end
-  return values
+  return helpers.merged(values, overrides)
 end
 
 local provider
 
 local function request(headers, config, at)
-  local kong, calls = helpers.kong(headers)
-  helpers.install(kong)
-  handler.now = function() return at or NOW end
-  handler:access(config or conf())
-  return calls
+  return helpers.access(handler, headers, config or conf(), at or NOW)
 end
 
 local function authorized(token, ...)

@@ -25,6 +25,28 @@ function M.kong(headers)
   return pdk.new({ headers = headers, consumers = CONSUMERS })
 end
 
+-- `values` with `overrides` applied (M.REMOVE takes a member out): a token's claims, a config.
+function M.merged(values, overrides)
+  for name, value in pairs(overrides or {}) do
+    if value == M.REMOVE then
+      values[name] = nil
+    else
+      values[name] = value -- false included
+    end
+  end
+  return values
+end
+
+-- The plugin's access phase for a request with `headers` (a map, or { {name, value}, ... }) at
+-- time `at`: the stand-in's record of what it did.
+function M.access(handler, headers, config, at)
+  local kong, calls = M.kong(headers)
+  M.install(kong)
+  handler.now = function() return at end
+  handler:access(config)
+  return calls
+end
+
 -- ---- keys and tokens ---------------------------------------------------------------------------------
 
 local directory = os.tmpname()

@@ -10,7 +10,7 @@ local schema = require "kong.plugins.oidc-jwt.schema"
 
 local ISSUER = "https://login.example.com/realms/platform"
 local NOW = 1800000000
-local REMOVE = {} -- a claim override that deletes the claim
+local REMOVE = helpers.REMOVE -- a claim override that deletes the claim
 
 local rsa = helpers.rsa_key("rsa-1")
 local ec = helpers.ec_key("ec-1")
@@ -44,21 +44,14 @@ local function claims(overrides)
     scope = "openid inference:invoke",
     groups = { "ml-engineers", "staff" },
   }
-  for name, value in pairs(overrides or {}) do
-    values[name] = value ~= REMOVE and value or nil
-  end
-  return values
+  return helpers.merged(values, overrides)
 end
 
 local provider
 
 -- Runs the plugin's access phase for a request with `headers`; the stub's record of what it did.
 local function request(headers, config, at)
-  local kong, calls = helpers.kong(headers)
-  helpers.install(kong)
-  handler.now = function() return at or NOW end
-  handler:access(config or conf())
-  return calls
+  return helpers.access(handler, headers, config or conf(), at or NOW)
 end
 
 local function bearer(token)

@@ -31,21 +31,14 @@ local function claims(overrides)
     iss = ISSUER, aud = "inference-api", sub = "user-42", exp = NOW + 300, iat = NOW - 10, nbf = NOW - 10,
     scope = "openid inference:invoke", groups = { "ml-engineers", "staff" },
   }
-  for name, value in pairs(overrides or {}) do
-    values[name] = value
-  end
-  return values
+  return helpers.merged(values, overrides)
 end
 
 local provider
 
 -- The plugin's access phase for a request with `headers` (a map, or { {name, value}, ... }).
 local function request(headers, config, at)
-  local kong, calls = helpers.kong(headers)
-  helpers.install(kong)
-  handler.now = function() return at or NOW end
-  handler:access(config or conf())
-  return calls
+  return helpers.access(handler, headers, config or conf(), at or NOW)
 end
 
 local function bearer(token, scheme)

@@ -75,6 +75,21 @@ func (s *server) resource(urn string) (*Resource, error) {
 	return nil, s.errorf("resource type %s is not implemented (implemented: %s)", token, strings.Join(names, ", "))
 }
 
+// request resolves a request's resource type and unmarshals its property maps, in the order given.
+func (s *server) request(urn string, structs ...*structpb.Struct) (*Resource, []resource.PropertyMap, error) {
+	r, err := s.resource(urn)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps := make([]resource.PropertyMap, len(structs))
+	for i, st := range structs {
+		if maps[i], err = unmarshal(st); err != nil {
+			return nil, nil, err
+		}
+	}
+	return r, maps, nil
+}
+
 // defaulted is the checked inputs with their defaults, normalized.
 func defaulted(r *Resource, in resource.PropertyMap) resource.PropertyMap {
 	out := withDefaults(r.Inputs, in)
@@ -128,14 +143,11 @@ func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulum
 
 // Check validates the inputs and returns them as given, sensitive ones as secrets.
 func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	r, err := s.resource(req.GetUrn())
+	r, given, err := s.request(req.GetUrn(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
+	news := given[0]
 	failures := validate(r.Inputs, news, "")
 	if len(failures) == 0 && r.Normalize != nil {
 		failures = r.Normalize(withDefaults(r.Inputs, news))
@@ -146,30 +158,20 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 
 // Diff compares the stored state with the new inputs (defaulted), property by property.
 func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	r, err := s.resource(req.GetUrn())
+	r, given, err := s.request(req.GetUrn(), req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
+	olds, news := given[0], given[1]
 	return diff(r, olds, defaulted(r, news)), nil
 }
 
 func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	r, err := s.resource(req.GetUrn())
+	r, given, err := s.request(req.GetUrn(), req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
-	in, err := unmarshal(req.GetProperties())
-	if err != nil {
-		return nil, err
-	}
+	in := given[0]
 	in = defaulted(r, in)
 	if req.GetPreview() {
 		unknown := resource.PropertyMap{}
@@ -190,18 +192,11 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 // Read returns the stored state (these resources exist only in it), with the outputs that
 // depend on time recomputed; with no state, it imports the resource from its id.
 func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	r, err := s.resource(req.GetUrn())
+	r, given, err := s.request(req.GetUrn(), req.GetProperties(), req.GetInputs())
 	if err != nil {
 		return nil, err
 	}
-	current, err := unmarshal(req.GetProperties())
-	if err != nil {
-		return nil, err
-	}
-	inputs, err := unmarshal(req.GetInputs())
-	if err != nil {
-		return nil, err
-	}
+	current, inputs := given[0], given[1]
 	id := req.GetId()
 	if len(current) == 0 {
 		if r.Import == nil {
@@ -239,18 +234,11 @@ func refreshed(r *Resource, current resource.PropertyMap) resource.PropertyMap {
 
 // Update stores the new inputs beside the computed outputs (only in-place inputs changed).
 func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	r, err := s.resource(req.GetUrn())
+	r, given, err := s.request(req.GetUrn(), req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
+	olds, news := given[0], given[1]
 	props, err := marshal(refreshed(r, state(r, defaulted(r, news), only(r.Outputs, olds))))
 	return &pulumirpc.UpdateResponse{Properties: props}, err
 }
