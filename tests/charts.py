@@ -30,6 +30,7 @@ import yaml
 from e2e.kube import crd_documents
 from tests.crd_schema import crds_dir
 from tests.harness import ROOT, Recording
+from tests.processes import toolchain_binary
 
 KUBE_VERSION = "v1.34.4"  # the version of the e2e control plane, which the stacks target
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -73,11 +74,8 @@ def releases(recording: Recording) -> dict[str, Release]:
 
 @cache
 def helm() -> str:
-    """The Helm binary of the toolchain cache, built on first use (about two minutes cold)."""
-    built = subprocess.run([ROOT / "e2e" / "toolchain.sh", "helm"], capture_output=True, text=True, check=False)
-    if built.returncode != 0:
-        raise RuntimeError(f"e2e/toolchain.sh helm failed:\n{built.stderr[-3000:]}")
-    return str(Path(built.stdout.strip()) / "helm")
+    """The Helm binary of the toolchain cache, built on first use (about three minutes cold)."""
+    return toolchain_binary("helm")
 
 
 @cache

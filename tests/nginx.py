@@ -132,24 +132,6 @@ class Provider:
         return self.token(values)
 
 
-def request(port: int, path: str, headers: list[tuple[str, str]], body: bytes | None = None) -> tuple[int, Any]:
-    """One request, every header sent exactly as given (name spelling and repetition)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.putrequest("POST" if body is not None else "GET", path, skip_accept_encoding=True)
-    for name, value in headers:
-        connection.putheader(name, value)
-    if body is not None:
-        connection.putheader("Content-Length", str(len(body)))
-    connection.endheaders(body)
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    try:
-        return response.status, json.loads(data)
-    except ValueError:
-        return response.status, data.decode(errors="replace")
-
-
 @dataclass(frozen=True)
 class Location:
     """A location running plugins in order (each handler's access phase with its configuration)

@@ -1,13 +1,28 @@
-"""Processes the tests run on loopback (OPA, nginx, the OpenTelemetry Collector, Jaeger): ports,
-readiness, waiting for an outcome, and stopping."""
+"""Processes the tests run on loopback (OPA, nginx, the OpenTelemetry Collector, Jaeger,
+Prometheus): their binaries, ports, readiness, requests to them, waiting for an outcome, stopping."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import socket
 import subprocess
 import time
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+from tests.harness import ROOT
+
+
+@cache
+def toolchain_binary(name: str) -> str:
+    """A binary of the toolchain cache (helm, otelcol, jaeger), built on first use by e2e/toolchain.sh."""
+    built = subprocess.run([ROOT / "e2e" / "toolchain.sh", name], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise RuntimeError(f"e2e/toolchain.sh {name} failed:\n{built.stderr[-3000:]}")
+    return str(Path(built.stdout.strip()) / name)
 
 
 def free_port() -> int:
@@ -46,3 +61,22 @@ def until(check: Any, timeout: float = 15) -> Any:
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
+
+
+def request(port: int, path: str, headers: list[tuple[str, str]], body: bytes | None = None) -> tuple[int, Any]:
+    """One request to a process on loopback, every header sent exactly as given (name spelling and
+    repetition); the answer parsed as JSON when it is JSON, else as text."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.putrequest("POST" if body is not None else "GET", path, skip_accept_encoding=True)
+    for name, value in headers:
+        connection.putheader(name, value)
+    if body is not None:
+        connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    try:
+        return response.status, json.loads(data)
+    except ValueError:
+        return response.status, data.decode(errors="replace")

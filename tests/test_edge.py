@@ -3,6 +3,7 @@ circuit breaking, the custom AI-routing plugin, and the catalogue's bad-input me
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from typing import Any
@@ -280,6 +281,39 @@ def test_the_shipped_lua_sources_restart_kong_when_they_change(recording: Record
     assert template["metadata"]["annotations"]["checksum/plugins"] == plugins_checksum(shipped)
 
 
+def test_every_module_our_plugins_require_resolves_through_the_rendered_package_path(
+    recordings: dict[str, Recording], stack: str
+) -> None:
+    """What KONG_LUA_PACKAGE_PATH and the ConfigMap mounts do together: every `require` of one of
+    our plugins' modules or of our shared library finds a file the pod has, by Lua's own search
+    (each `;`-separated template with `?` replaced by the module's path)."""
+    run = recordings[stack]
+    config_maps = {o.metadata["name"]: o.inputs["data"] for o in run.of_type("kubernetes:core/v1:ConfigMap")}
+    ours = re.compile(
+        r'require[ (]"((?:kong\.plugins\.(?:'
+        + "|".join(map(re.escape, custom_plugins()))
+        + r')|api_platform)\.[\w.-]+)"'
+    )
+    required = {m for plugin in custom_plugins().values() for source in plugin.values() for m in ours.findall(source)}
+    required |= {f"kong.plugins.{name}.{f[:-4]}" for name in custom_plugins() for f in ("handler.lua", "schema.lua")}
+    assert len(required) >= 12, required
+    for workload in ("kong-deployment", "kong-migrations-up"):
+        resource = run.named(workload)
+        pod = resource.pod_spec
+        kong = resource.container()
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        files = {
+            f"{mount['mountPath']}/{key}"
+            for mount in kong["volumeMounts"]
+            if "configMap" in volumes[mount["name"]]
+            for key in config_maps.get(volumes[mount["name"]]["configMap"]["name"], {})
+        }
+        templates = [t for t in resource.env()["KONG_LUA_PACKAGE_PATH"].split(";") if t]
+        for module in sorted(required):
+            found = [t.replace("?", module.replace(".", "/")) for t in templates]
+            assert any(f in files for f in found), f"{workload}: require {module!r} finds none of {found}"
+
+
 def test_a_changed_plugin_restarts_kong() -> None:
     files = {"ai-router": {"handler.lua": "return {}", "schema.lua": "return {}"}}
     changed = {"ai-router": {"handler.lua": "return {PRIORITY = 1}", "schema.lua": "return {}"}}
@@ -288,7 +322,7 @@ def test_a_changed_plugin_restarts_kong() -> None:
 
 
 @pytest.mark.parametrize(
-    ("plugin", "minimum_specs"), [("ai-router", 18), ("oidc-jwt", 92), ("opa-authz", 23), ("trace-headers", 8)]
+    ("plugin", "minimum_specs"), [("ai-router", 18), ("oidc-jwt", 92), ("opa-authz", 24), ("trace-headers", 8)]
 )
 def test_plugin_logic_with_busted_on_luajit(plugin: str, minimum_specs: int) -> None:
     """The plugins' specs on LuaJIT; oidc-jwt's with real signatures (openssl, libcrypto)."""

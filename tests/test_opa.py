@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.policy import rendered_policies
 from stacks.policies import opa_binary
 from tests.harness import ROOT, Recording, refusal, run_catalogue, run_program
-from tests.nginx import Location, Provider, Server, nginx, request, upstream_echo
-from tests.processes import free_port, stop, until, wait_for_port
+from tests.nginx import Location, Provider, Server, nginx, upstream_echo
+from tests.processes import free_port, request, stop, until, wait_for_port
 from tests.test_edge import plugins_of
 from tests.test_identity import edit_api
 
@@ -290,15 +291,11 @@ class RunningOpa:
 
 
 def start_opa(tmp_path: Path, platform: Recording, team: Recording) -> RunningOpa:
-    rendered = {o.metadata["name"]: o.inputs["data"] for run in (platform, team) for o in run.of_type(CONFIG_MAP)}
-    pod = platform.named("kong-deployment").pod_spec
-    container = next(c for c in pod["containers"] if c["name"] == "opa")
+    container = next(c for c in platform.named("kong-deployment").pod_spec["containers"] if c["name"] == "opa")
     policies = tmp_path / "policies"
-    config_maps = {}
-    for volume in pod["volumes"]:
-        if volume["name"].startswith("opa-"):
-            config_maps[volume["name"]] = dict(rendered[volume["configMap"]["name"]])
-            write_config_map(policies / volume["name"], config_maps[volume["name"]])
+    config_maps = {volume: dict(data) for volume, data in rendered_policies(platform, team).items()}
+    for volume, data in config_maps.items():
+        write_config_map(policies / volume, data)
     opa_port, diagnostic_port = free_port(), free_port()
     args = [
         f"--addr=127.0.0.1:{opa_port}"

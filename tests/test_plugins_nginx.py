@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.harness import Recording
-from tests.nginx import Location, Provider, Server, nginx, received, request, spellings, upstream_echo
+from tests.nginx import Location, Provider, Server, nginx, received, spellings, upstream_echo
+from tests.processes import request
 from tests.test_edge import plugins_of
 
 SPOOFED = "spoofed-admin"

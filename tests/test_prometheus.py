@@ -10,7 +10,6 @@ Kong, its controller and Kuma do not run here: their rules load, their series ar
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import subprocess
@@ -24,20 +23,12 @@ import pytest
 import yaml
 
 from tests.harness import Recording, run_catalogue
-from tests.processes import free_port, stop, until, wait_for_port
+from tests.processes import free_port, request, stop, until, wait_for_port
 from tests.test_opa import RunningOpa, start_opa
 
 
 def get(port: int, path: str, body: bytes | None = None) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("POST" if body is not None else "GET", path, body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        data = response.read()
-        is_json = response.getheader("Content-Type", "").startswith("application/json")
-        return response.status, json.loads(data) if is_json else data.decode()
-    finally:
-        connection.close()
+    return request(port, path, [("Content-Type", "application/json")], body)
 
 
 def pod_monitor_scrape(recording: Recording, name: str, port: int) -> dict[str, Any]:

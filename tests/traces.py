@@ -12,31 +12,23 @@ not listen on, is an error: that is where a span would have been lost in the clu
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.charts import Release, objects_of, one, pod_template, render
-from tests.harness import ROOT
-from tests.processes import free_port
+from tests.processes import free_port, toolchain_binary
 
 LISTEN = re.compile(r"^(0\.0\.0\.0|\$\{env:MY_POD_IP\}|127\.0\.0\.1|localhost)?:(\d+)$")
 SERVICE = re.compile(r"^(?:(https?)://)?([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)?$")
 POD_IP_ENV = {"MY_POD_IP": "127.0.0.1"}  # what the collector chart sets from the pod's status
 
 
-@cache
 def binary(name: str) -> str:
-    """otelcol or jaeger from the toolchain cache, built on first use (see e2e/toolchain.sh)."""
-    built = subprocess.run([ROOT / "e2e" / "toolchain.sh", name], capture_output=True, text=True, check=False)
-    if built.returncode != 0:
-        raise RuntimeError(f"e2e/toolchain.sh {name} failed:\n{built.stderr[-3000:]}")
-    return str(Path(built.stdout.strip()) / name)
+    """otelcol or jaeger (toolchain slots of the same names)."""
+    return toolchain_binary(name)
 
 
 @dataclass

@@ -128,6 +128,18 @@ describe("opa-authz input", function()
     assert.equal("not valid JSON", invalid.request.body_omitted)
   end)
 
+  it("leaves out a body whose length is given twice, or that nests deeper than 32 levels", function()
+    local body = '{"model": "x"}'
+    local twice = input_for({ headers = { { "Content-Type", "application/json" }, { "Content-Length", #body .. "" },
+                                          { "Content_Length", "1" } }, body = body }, conf({ send_body = true }))
+    assert.is_nil(twice.request.body)
+    local deep = string.rep("[", 40) .. string.rep("]", 40)
+    local nested = input_for({ headers = { { "Content-Type", "application/json" }, { "Content-Length", #deep .. "" } },
+                               body = deep }, conf({ send_body = true }))
+    assert.is_nil(nested.request.body)
+    assert.equal("not valid JSON", nested.request.body_omitted)
+  end)
+
   it("omits empty lists and maps (an absent input.groups is no groups)", function()
     local document = input_for({})
     assert.is_nil(document.groups)
